@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"unsafe"
 
 	"github.com/bytedance/sonic"
+	"github.com/bytedance/sonic/decoder"
+	"github.com/bytedance/sonic/option"
 )
 
 // MaxImps bounds the work one request can ask for; no exchange sends more than a few dozen.
@@ -27,11 +31,12 @@ const (
 	ReasonImpNoMedia        Reason = "imp_no_media"
 	ReasonNegativeFloor     Reason = "negative_floor"
 	ReasonMultipleInventory Reason = "multiple_inventory"
+	ReasonDealMissingID     Reason = "deal_missing_id"
 )
 
 // Reasons lists every Reason, so that metrics can be pre-registered with all label values.
 var Reasons = []Reason{ReasonNotJSON, ReasonEmptyBody, ReasonMissingID, ReasonNoImp, ReasonTooManyImps,
-	ReasonImpMissingID, ReasonDuplicateImpID, ReasonImpNoMedia, ReasonNegativeFloor, ReasonMultipleInventory}
+	ReasonImpMissingID, ReasonDuplicateImpID, ReasonImpNoMedia, ReasonNegativeFloor, ReasonMultipleInventory, ReasonDealMissingID}
 
 // Error is a refusal of a request: Reason is the bounded label, Msg the one-line text for the exchange.
 type Error struct {
@@ -60,16 +65,47 @@ func (r *BidRequest) Reset() {
 	r.Regs.GDPR = -1
 }
 
+// Decoder decodes bid requests; keep one per goroutine (the bidder keeps one in its per-request
+// scratch) so that decoding does not allocate a decoder each time.
+type Decoder struct {
+	d decoder.Decoder
+}
+
+// OpenRTB keys are lower case; matching them case-sensitively is both what the specification says
+// and faster than encoding/json's case folding.
+const decodeOptions = decoder.OptionCaseSensitive
+
 // Decode resets r, decodes body into it and validates it. The returned error is an *Error.
-func Decode(body []byte, r *BidRequest) error {
+//
+// Strings in r alias body: they are valid only while body is, and whatever outlives the request must
+// copy them.
+func (d *Decoder) Decode(body []byte, r *BidRequest) error {
 	r.Reset()
 	if len(bytes.TrimSpace(body)) == 0 {
 		return refuse(ReasonEmptyBody, "empty body: expected an OpenRTB bid request")
 	}
-	if err := api.Unmarshal(body, r); err != nil {
+	d.d.Reset(unsafe.String(&body[0], len(body)))
+	d.d.SetOptions(decodeOptions)
+	err := d.d.Decode(r)
+	if err == nil {
+		err = d.d.CheckTrailings()
+	}
+	if err != nil {
 		return refuse(ReasonNotJSON, "not a valid OpenRTB JSON bid request: %s", oneLine(err.Error(), 160))
 	}
 	return r.Validate()
+}
+
+// Decode is Decoder.Decode with a fresh decoder, for callers off the hot path.
+func Decode(body []byte, r *BidRequest) error {
+	var d Decoder
+	return d.Decode(body, r)
+}
+
+// Pretouch compiles the decoder for the request types ahead of the first request, so that the first
+// bid requests after start do not pay for it.
+func Pretouch() error {
+	return decoder.Pretouch(reflect.TypeFor[BidRequest](), option.WithCompileRecursiveDepth(4))
 }
 
 // Validate checks what OpenRTB makes mandatory and what a bidder cannot act on without.
@@ -110,11 +146,14 @@ func (r *BidRequest) Validate() error {
 		if imp.Banner == nil && imp.Video == nil && imp.Audio == nil && imp.Native == nil {
 			return refuse(ReasonImpNoMedia, "imp %q has none of banner, video, audio, native", imp.ID)
 		}
-		if imp.BidFloor < 0 {
+		if imp.BidFloor < 0 || (imp.Video != nil && negativeDurFloor(imp.Video)) {
 			return refuse(ReasonNegativeFloor, "imp %q has a negative bidfloor", imp.ID)
 		}
 		if imp.PMP != nil {
 			for k := range imp.PMP.Deals {
+				if imp.PMP.Deals[k].ID == "" {
+					return refuse(ReasonDealMissingID, "imp %q has a deal without id", imp.ID)
+				}
 				if imp.PMP.Deals[k].BidFloor < 0 {
 					return refuse(ReasonNegativeFloor, "imp %q deal %q has a negative bidfloor", imp.ID, imp.PMP.Deals[k].ID)
 				}
@@ -122,6 +161,15 @@ func (r *BidRequest) Validate() error {
 		}
 	}
 	return nil
+}
+
+func negativeDurFloor(v *Video) bool {
+	for i := range v.DurFloors {
+		if v.DurFloors[i].BidFloor < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // FirstPrice reports whether the auction is first price; OpenRTB's default (absent at) is second price.

@@ -137,7 +137,28 @@ type Video struct {
 	API            []int           `json:"api,omitempty"`
 	CompanionType  []int           `json:"companiontype,omitempty"`
 	PodDedupe      []int           `json:"poddedupe,omitempty"`
+	DurFloors      []DurFloor      `json:"durfloors,omitempty"`
 	Ext            json.RawMessage `json:"ext,omitempty"`
+}
+
+// DurFloor is a floor for creatives of a duration range (2.6 §3.2.35): where present, buyers price
+// against the range their creative falls in rather than imp.bidfloor.
+type DurFloor struct {
+	MinDur   int64           `json:"mindur,omitempty"`
+	MaxDur   int64           `json:"maxdur,omitempty"`
+	BidFloor float64         `json:"bidfloor,omitempty"`
+	Ext      json.RawMessage `json:"ext,omitempty"`
+}
+
+// FloorFor returns the duration floor that applies to a creative of dur seconds, if any.
+func (v *Video) FloorFor(dur int64) (float64, bool) {
+	for i := range v.DurFloors {
+		f := &v.DurFloors[i]
+		if (f.MinDur == 0 || dur >= f.MinDur) && (f.MaxDur == 0 || dur <= f.MaxDur) {
+			return f.BidFloor, true
+		}
+	}
+	return 0, false
 }
 
 // Audio is an audio placement (§3.2.8).

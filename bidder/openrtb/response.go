@@ -188,15 +188,16 @@ func AppendMicros(dst []byte, micros int64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a JSON string. It escapes what JSON requires plus <, >, & and the
-// JavaScript line separators, because adm markup ends up inside HTML pages.
+// AppendString appends s as a JSON string. It escapes what JSON requires and the JavaScript line
+// separators (U+2028, U+2029); markup and URLs stay readable, unlike encoding/json's HTML escaping,
+// which a bid response has no use for.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}

@@ -1,0 +1,106 @@
+package bidder
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"rtb/bidder/campaign"
+	"rtb/bidder/targeting"
+)
+
+// engine is the immutable state one request reads: the index and, per campaign rank, what the bid path
+// needs precomputed. A reload builds a new engine and swaps the pointer, so an in-flight request
+// finishes on the engine it started with.
+type engine struct {
+	set     *campaign.Set
+	index   *targeting.Index
+	ranks   []rankData
+	builtAt time.Time
+}
+
+type rankData struct {
+	seat      string
+	adomain   []string
+	bids      prometheus.Counter
+	creatives []template // by creative index
+}
+
+// template is a creative's markup split at its macros, so that a bid fills it by appending.
+type template []piece
+
+type piece struct {
+	lit   string
+	macro macro
+}
+
+type macro uint8
+
+const (
+	macroNone macro = iota
+	macroClick
+	macroImp
+)
+
+var macros = []struct {
+	text string
+	m    macro
+}{{"{{CLICK_URL}}", macroClick}, {"{{IMP_URL}}", macroImp}}
+
+func compileTemplate(s string) template {
+	var t template
+	for len(s) > 0 {
+		at, which := -1, macroNone
+		for _, m := range macros {
+			if i := strings.Index(s, m.text); i >= 0 && (at < 0 || i < at) {
+				at, which = i, m.m
+			}
+		}
+		if at < 0 {
+			t = append(t, piece{lit: s})
+			break
+		}
+		if at > 0 {
+			t = append(t, piece{lit: s[:at]})
+		}
+		t = append(t, piece{macro: which})
+		for _, m := range macros {
+			if m.m == which {
+				s = s[at+len(m.text):]
+			}
+		}
+	}
+	return t
+}
+
+func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, now time.Time) (*engine, error) {
+	ix, err := targeting.Build(set, now)
+	if err != nil {
+		return nil, fmt.Errorf("index campaigns of %s: %w", set.Source, err)
+	}
+	e := &engine{set: set, index: ix, ranks: make([]rankData, ix.Len()), builtAt: now}
+	for r := range ix.Entries {
+		en := &ix.Entries[r]
+		c := en.Campaign
+		rd := &e.ranks[r]
+		rd.adomain = []string{c.AdvertiserDomain}
+		rd.seat = seat
+		if c.Seat != "" {
+			rd.seat = c.Seat
+		}
+		rd.bids = bids.WithLabelValues(c.ID)
+		rd.creatives = make([]template, len(en.Creatives))
+		for i := range en.Creatives {
+			cr := en.Creatives[i].Creative
+			switch en.Creatives[i].Kind {
+			case targeting.KindBanner:
+				rd.creatives[i] = compileTemplate(cr.HTML)
+			case targeting.KindVideo, targeting.KindAudio:
+				rd.creatives[i] = compileTemplate(cr.VAST)
+			}
+		}
+	}
+	return e, nil
+}

@@ -1,0 +1,83 @@
+package bidder
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"rtb/bidder/campaign"
+	"rtb/bidder/campaign/campaigntest"
+)
+
+// typicalBanner is a common open-auction display request: one 300×250 imp with a format list, a
+// site, a desktop device in the USA and a user with segments.
+var typicalBanner = []byte(`{"id":"80ce30c53c16e6ede735f123ef6e32361bfc7b22","at":1,"cur":["USD"],"tmax":120,
+"imp":[{"id":"1","bidfloor":0.03,"bidfloorcur":"USD","secure":1,"tagid":"top",
+ "banner":{"w":300,"h":250,"pos":1,"format":[{"w":300,"h":250},{"w":336,"h":280}],"battr":[13,14]}}],
+"site":{"id":"102855","domain":"www.site3.com","cat":["IAB3-1"],"page":"https://www.site3.com/1234.html",
+ "publisher":{"id":"pub-7","name":"site3","domain":"site3.com"}},
+"device":{"ua":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+ "ip":"123.145.167.10","devicetype":2,"os":"Windows","language":"en","geo":{"country":"USA","region":"CA","city":"Los Angeles"}},
+"user":{"id":"55816b39711f9b5acf3b90e313ed29e51665623f","buyeruid":"b-123","data":[{"id":"dmp","segment":[{"id":"seg-3"},{"id":"seg-40"}]}]},
+"bcat":["IAB25","IAB26"],"badv":["competitor.com"],"regs":{"coppa":0,"gdpr":0},
+"source":{"tid":"t-1","schain":{"complete":1,"ver":"1.0","nodes":[{"asi":"exchange.com","sid":"123","hp":1}]}}}`)
+
+func handlerCtx(body []byte) *fasthttp.RequestCtx {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/openrtb2/bid")
+	ctx.Request.SetBody(body)
+	return &ctx
+}
+
+func campaignSet(n int) *campaign.Set {
+	s := campaigntest.Synthetic(n, 1)
+	s.Campaigns = append(s.Campaigns, campaign.Samples().Campaigns...)
+	return s
+}
+
+// BenchmarkHandler is the whole exchange-port handler (decode, features, targeting, auction, tokens,
+// response encoding, metrics) for a typical banner request, against growing campaign counts.
+func BenchmarkHandler(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
+			bd, _ := newTestBidder(b, campaignSet(n), nil)
+			h := bd.Handler()
+			ctx := handlerCtx(typicalBanner)
+			h(ctx)
+			if ctx.Response.StatusCode() != 200 {
+				b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Response.Reset()
+				h(ctx)
+			}
+		})
+	}
+}
+
+// TestHandlerAllocations bounds the allocations of a whole bid, as fasthttp asserts zero for its
+// own paths: the decoder's few allocations for the nested objects a request carries, none elsewhere.
+func TestHandlerAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items); the README's test command also runs this test without it")
+	}
+	bd, _ := newTestBidder(t, campaignSet(1000), nil)
+	h := bd.Handler()
+	ctx := handlerCtx(typicalBanner)
+	h(ctx)
+	if ctx.Response.StatusCode() != 200 {
+		t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	n := testing.AllocsPerRun(200, func() {
+		ctx.Response.Reset()
+		h(ctx)
+	})
+	const limit = 10
+	if n > limit {
+		t.Errorf("a typical banner bid allocates %.0f times, want at most %d", n, limit)
+	}
+	t.Logf("allocations per bid: %.0f", n)
+}

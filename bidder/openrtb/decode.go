@@ -91,9 +91,23 @@ func (d *Decoder) Decode(body []byte, r *BidRequest) error {
 		err = d.d.CheckTrailings()
 	}
 	if err != nil {
-		return refuse(ReasonNotJSON, "not a valid OpenRTB JSON bid request: %s", oneLine(err.Error(), 160))
+		return refuse(ReasonNotJSON, "not a valid OpenRTB JSON bid request: %s", describe(err))
 	}
 	return r.Validate()
+}
+
+// describe turns a decoder error into a short phrase with the byte offset, rather than sonic's
+// quoted multi-line excerpt of the input.
+func describe(err error) string {
+	var se decoder.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s at byte %d", se.Message(), se.Pos)
+	}
+	var me *decoder.MismatchTypeError
+	if errors.As(err, &me) {
+		return fmt.Sprintf("value at byte %d has the wrong type (want %s)", me.Pos, me.Type)
+	}
+	return oneLine(err.Error(), 160)
 }
 
 // Decode is Decoder.Decode with a fresh decoder, for callers off the hot path.

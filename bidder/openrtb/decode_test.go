@@ -196,3 +196,16 @@ func TestIABExamplesDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestRefusalMessages(t *testing.T) {
+	for body, want := range map[string]string{
+		"nope":                        "not a valid OpenRTB JSON bid request: invalid char at byte 1",
+		`{"id":"r","imp":[{"id":1}]}`: "not a valid OpenRTB JSON bid request: value at byte 23 has the wrong type (want string)",
+		`{"id":"r","imp":[{"id":"1","banner":{}}]} x`: "not a valid OpenRTB JSON bid request: invalid char at byte 42",
+	} {
+		err := Decode([]byte(body), new(BidRequest))
+		if err == nil || err.Error() != want {
+			t.Errorf("Decode(%s) = %v\nwant %s", body, err, want)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func usage(fs *flag.FlagSet, synopsis string) func() {
 				fmt.Fprintf(w, " %s", name)
 			}
 			fmt.Fprintf(w, "    [%s]\n      %s", envName(f.Name), strings.ReplaceAll(help, "\n", "\n      "))
-			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
 				fmt.Fprintf(w, " (default %s)", f.DefValue)
 			}
 			fmt.Fprintln(w)

@@ -16,7 +16,7 @@ var Countries = []string{"USA", "GBR", "DEU", "FRA", "CAN", "BRA", "IND", "JPN",
 // Sizes are the banner sizes synthetic campaigns carry, most common first.
 var Sizes = [][2]int{{300, 250}, {728, 90}, {320, 50}, {160, 600}, {300, 600}, {970, 250}, {336, 280}, {468, 60}}
 
-// Synthetic returns n valid campaigns drawn from seed. Roughly: 60% target one to three countries,
+// Synthetic returns n valid campaigns (campaign.NewSet accepts them) drawn from seed. Roughly: 60% target one to three countries,
 // half target device types, 40% restrict inventory type, 30% carry a site allow list from a Zipf
 // universe of 5,000 domains, 10% restrict publishers, 20% need user segments, 5% are deal-only;
 // 15% have a video creative and 10% a native one; bids are fixed CPMs of 0.50–5.00 or target CPC.
@@ -45,7 +45,7 @@ func Synthetic(n int, seed uint64) *campaign.Set {
 		case x < 0.4:
 			t.Inventory = "app"
 		}
-		if r.Float64() < 0.3 {
+		if t.Inventory != "app" && r.Float64() < 0.3 {
 			for k := 0; k < 5+r.IntN(16); k++ {
 				t.Sites.Allow = append(t.Sites.Allow, fmt.Sprintf("site%d.com", zipf.Uint64()))
 			}

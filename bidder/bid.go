@@ -137,7 +137,7 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 		if !c.Targeting.Dayparts.Active(now) {
 			continue
 		}
-		if auction.DomainBlocked(req.BAdv, c.AdvertiserDomain) {
+		if auction.DomainBlocked(req.BAdv, c.AdvertiserDomain) || (c.AppBundle != "" && contains(req.BApp, c.AppBundle)) {
 			continue
 		}
 		seat := e.ranks[r].seat
@@ -396,7 +396,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 
 	sb.Bid = append(sb.Bid, openrtb.Bid{
 		ID: id, ImpID: imp.ID, Price: price, NURL: nurl, BURL: burl, LURL: lurl, AdM: adm,
-		AdID: cr.ID, ADomain: rd.adomain, CID: c.ID, CrID: cr.ID, Cat: cr.Cats, Attr: cr.Attributes,
+		AdID: cr.ID, ADomain: rd.adomain, Bundle: c.AppBundle, CID: c.ID, CrID: cr.ID, Cat: cr.Cats, Attr: cr.Attributes,
 		DealID: o.DealID, W: w, H: h, MType: mtype,
 	})
 	rd.bids.Inc()

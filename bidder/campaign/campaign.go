@@ -60,6 +60,7 @@ type Campaign struct {
 	Status           string        `yaml:"status,omitempty" json:"status,omitempty"` // StatusActive (the default) or StatusPaused
 	AdvertiserDomain string        `yaml:"advertiser_domain" json:"advertiser_domain"`
 	Seat             string        `yaml:"seat,omitempty" json:"seat,omitempty"`             // buyer seat at the exchange (deals' wseat name seats); "" = the bidder's seat
+	AppBundle        string        `yaml:"app_bundle,omitempty" json:"app_bundle,omitempty"` // the advertised app's store id, for app-install campaigns (checked against bapp)
 	Categories       []string      `yaml:"categories,omitempty" json:"categories,omitempty"` // IAB content categories of the ads, matched against bcat
 	Start            *time.Time    `yaml:"start,omitempty" json:"start,omitempty"`           // flight start, inclusive; nil = open
 	End              *time.Time    `yaml:"end,omitempty" json:"end,omitempty"`               // flight end, exclusive; nil = open

@@ -80,6 +80,9 @@ func (v *validator) campaign(c *Campaign) {
 			v.add("advertiser_domain", "%q %s", c.AdvertiserDomain, msg)
 		}
 	}
+	if c.AppBundle != "" && (len(c.AppBundle) > 256 || strings.ContainsAny(c.AppBundle, " \t\r\n")) {
+		v.add("app_bundle", "%q must be an app store id or bundle name without spaces", c.AppBundle)
+	}
 	if c.Seat != "" && !idPattern.MatchString(c.Seat) {
 		v.add("seat", "%q %s", c.Seat, idRule)
 	}

@@ -31,6 +31,7 @@ type Bid struct {
 	AdM     string
 	AdID    string
 	ADomain []string
+	Bundle  string // the advertised app's store id, for app-install ads
 	CID     string
 	CrID    string
 	Cat     []string
@@ -108,6 +109,7 @@ func (b *Bid) appendJSON(dst []byte) []byte {
 		dst = append(dst, `,"adomain":`...)
 		dst = appendStrings(dst, b.ADomain)
 	}
+	dst = appendField(dst, "bundle", b.Bundle)
 	dst = appendField(dst, "cid", b.CID)
 	dst = appendField(dst, "crid", b.CrID)
 	if len(b.Cat) > 0 {

@@ -1,0 +1,105 @@
+package bidder
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"rtb/bidder/campaign"
+)
+
+// policyCampaigns: one open-auction campaign with everything a block can hit, and one deal campaign.
+func policyCampaigns(t *testing.T) *campaign.Set {
+	t.Helper()
+	set, err := campaign.Parse([]byte(`campaigns:
+  - id: open
+    advertiser_domain: shop.example
+    app_bundle: "1234567"
+    seat: seat-a
+    categories: [IAB22-1]
+    creatives:
+      - {id: b, type: banner, w: 300, h: 250, html: '<a href="{{CLICK_URL}}">x</a>', landing_url: 'https://shop.example/', attributes: [7]}
+    bid: {type: fixed_cpm, cpm: 2, max_bid: 2}
+    budget: {daily: 10}
+  - id: deal
+    advertiser_domain: brand.example
+    categories: [IAB18]
+    targeting: {deals: [D1]}
+    creatives:
+      - {id: b, type: banner, w: 300, h: 250, html: '<a href="{{CLICK_URL}}">x</a>', landing_url: 'https://brand.example/'}
+    bid: {type: fixed_cpm, cpm: 4, max_bid: 4}
+    budget: {daily: 10}
+`), "policy.yaml", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func TestPolicies(t *testing.T) {
+	b, _ := newTestBidder(t, policyCampaigns(t), nil)
+	imp := `"imp":[{"id":"1","banner":{"w":300,"h":250%s}%s}]`
+	req := func(extra, bannerExtra, impExtra string) []byte {
+		return []byte(`{"id":"r",` + fmt.Sprintf(imp, bannerExtra, impExtra) + extra + `}`)
+	}
+	tests := []struct {
+		name         string
+		body         []byte
+		wantCampaign string // "" = no bid
+		wantSeat     string
+	}{
+		{"plain", req("", "", ""), "open", "seat-a"},
+		{"bcat tier 1 blocks tier 2", req(`,"bcat":["IAB22"]`, "", ""), "", ""},
+		{"bcat other tier 2", req(`,"bcat":["IAB22-2"]`, "", ""), "open", "seat-a"},
+		{"badv", req(`,"badv":["shop.example"]`, "", ""), "", ""},
+		{"bapp", req(`,"bapp":["1234567"]`, "", ""), "", ""},
+		{"battr", req("", `,"battr":[7]`, ""), "", ""},
+		{"wseat without ours", req(`,"wseat":["other"]`, "", ""), "", ""},
+		{"wseat with ours", req(`,"wseat":["seat-a"]`, "", ""), "open", "seat-a"},
+		{"bseat", req(`,"bseat":["seat-a"]`, "", ""), "", ""},
+		{"deal beats open", req("", "", `,"pmp":{"deals":[{"id":"D1","bidfloor":3}]}`), "deal", "rtb"},
+		{"deal floor above value falls back to open", req("", "", `,"pmp":{"deals":[{"id":"D1","bidfloor":5}]}`), "open", "seat-a"},
+		{"private auction, deal floor too high", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","bidfloor":5}]}`), "", ""},
+		{"deal wadomain excludes", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","wadomain":["other.example"]}]}`), "", ""},
+		{"deal wseat excludes", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","wseat":["x"]}]}`), "", ""},
+		{"deal at=3 bids the floor", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","at":3,"bidfloor":3.5}]}`), "deal", "rtb"},
+		{"floor in EUR converted", req("", "", `,"bidfloor":1.8,"bidfloorcur":"EUR"`), "open", "seat-a"},
+		{"floor in GBP above value", req("", "", `,"bidfloor":1.8,"bidfloorcur":"GBP"`), "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := post(b, tc.body)
+			if tc.wantCampaign == "" {
+				if r.status != 204 {
+					t.Fatalf("status %d (%s), want 204", r.status, r.body)
+				}
+				return
+			}
+			if r.status != 200 {
+				t.Fatalf("status %d (%s), want a bid from %s", r.status, r.body, tc.wantCampaign)
+			}
+			var resp struct {
+				SeatBid []struct {
+					Seat string
+					Bid  []struct {
+						CID, Bundle string
+						Price       float64
+					}
+				}
+			}
+			if err := json.Unmarshal(r.body, &resp); err != nil {
+				t.Fatal(err)
+			}
+			sb := resp.SeatBid[0]
+			if sb.Bid[0].CID != tc.wantCampaign || sb.Seat != tc.wantSeat {
+				t.Errorf("bid from %s in seat %s, want %s in %s", sb.Bid[0].CID, sb.Seat, tc.wantCampaign, tc.wantSeat)
+			}
+			if tc.name == "deal at=3 bids the floor" && sb.Bid[0].Price != 3.5 {
+				t.Errorf("fixed-price deal bid %v, want the deal price 3.5", sb.Bid[0].Price)
+			}
+			if sb.Bid[0].CID == "open" && sb.Bid[0].Bundle != "1234567" {
+				t.Errorf("bid.bundle %q, want the campaign's app", sb.Bid[0].Bundle)
+			}
+		})
+	}
+}

@@ -131,7 +131,9 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 			return
 		}
 		c := en.Campaign
-		if c.Start != nil && now.Before(*c.Start) {
+		// Status and flight dates: the index leaves out what had ended when it was built, but a
+		// flight can start or end while the index is in force.
+		if !c.Live(now) {
 			continue
 		}
 		if !c.Targeting.Dayparts.Active(now) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"rtb/bidder/campaign"
 )
@@ -101,5 +102,24 @@ func TestPolicies(t *testing.T) {
 				t.Errorf("bid.bundle %q, want the campaign's app", sb.Bid[0].Bundle)
 			}
 		})
+	}
+}
+
+func TestFlightDatesWhileInForce(t *testing.T) {
+	set := policyCampaigns(t)
+	open := set.ByID("open")
+	start, end := testNow.Add(time.Hour), testNow.Add(2*time.Hour)
+	open.Start, open.End = &start, &end
+	now := testNow
+	b, _ := newTestBidder(t, set, func(c *Config) { c.Clock = func() time.Time { return now } })
+	body := []byte(`{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250}}]}`)
+	for _, step := range []struct {
+		at   time.Time
+		want int
+	}{{testNow, 204}, {start, 200}, {end.Add(-time.Millisecond), 200}, {end, 204}} {
+		now = step.at
+		if r := post(b, body); r.status != step.want {
+			t.Errorf("at %s: status %d, want %d", step.at.Format(time.TimeOnly), r.status, step.want)
+		}
 	}
 }

@@ -164,8 +164,8 @@ func TestPhase(t *testing.T) {
 	if !b.Have || b.Offer.Rank != 1 || b.Offer.Price != 4_000 {
 		t.Fatalf("best = %+v, want rank 1 at 4000", b)
 	}
-	if visited != 3 {
-		t.Fatalf("visited %d candidates, want 3 (the fourth's bound 3000 cannot beat 4000)", visited)
+	if visited != 2 {
+		t.Fatalf("visited %d candidates, want 2 (the third's bound 3500 cannot beat 4000)", visited)
 	}
 }
 

@@ -49,7 +49,13 @@ func FloorMicros(amount float64, cur string) (micros int64, ok bool) {
 		}
 	}
 	// Round away the float noise of amounts like 0.29 before rounding up.
-	return int64(math.Ceil(math.Round(amount/r*1e9) / 1e3)), true
+	m := math.Ceil(math.Round(amount/r*1e9) / 1e3)
+	if !(m < math.MaxInt64) {
+		// Too large for int64 (or NaN, +Inf): converting would wrap to a negative floor that every
+		// bid clears. No bid can clear it.
+		return math.MaxInt64, true
+	}
+	return int64(m), true
 }
 
 // FromAccount converts account micros to micros of cur, rounding down so that a converted bid never

@@ -38,26 +38,27 @@ func TestFloorMicros(t *testing.T) {
 		{0.1 + 0.2, "USD", 300_000, true},
 		{1, "USD", 1_000_000, true},
 		{1.000001, "USD", 1_000_001, true},
-		{1.0000001, "USD", 1_000_000, true},  // a tenth of a micro: below the rounding grain of 1e-3 micro
-		{1.0000011, "USD", 1_000_002, true},  // 1.1 micro rounds up
-		{1, "EUR", 1_086_957, true},          // 1e6/0.92 = 1086956.52… rounds up
-		{0.92, "EUR", 1_000_000, true},       // exactly one USD
-		{150, "JPY", 1_000_000, true},        // exactly one USD
-		{1, "JPY", 6_667, true},              // 6666.67 rounds up
-		{100, "JPY", 666_667, true},          // 666666.67 rounds up
-		{1350, "KRW", 1_000_000, true},       //
-		{0.79, "GBP", 1_000_000, true},       //
-		{2.5, "GBP", 3_164_557, true},        // 3164556.96…
-		{10.6, "NOK", 1_000_000, true},       // 10.6 is below its float64 value
-		{0, "USD", 0, true},                  // no floor
-		{0, "EUR", 0, true},                  //
-		{-1, "USD", 0, true},                 // a negative floor is no floor
-		{-0.5, "JPY", 0, true},               //
-		{1, "XXX", 0, false},                 // unknown currency: no bid
-		{1, "usd", 0, false},                 // lower case is not ISO 4217
-		{0.01, "XYZ", 0, false},              //
-		{1e13, "USD", math.MaxInt64, true},   // 1e19 micros does not fit int64: unreachable, not negative
-		{1e300, "EUR", math.MaxInt64, true},  //
+		{1.0000001, "USD", 1_000_001, true},    // a tenth of a micro rounds up
+		{1.0000000001, "USD", 1_000_000, true}, // 1e-4 micro: float noise, below the 1e-3 micro grain
+		{1.0000011, "USD", 1_000_002, true},    // 1.1 micro rounds up
+		{1, "EUR", 1_086_957, true},            // 1e6/0.92 = 1086956.52… rounds up
+		{0.92, "EUR", 1_000_000, true},         // exactly one USD
+		{150, "JPY", 1_000_000, true},          // exactly one USD
+		{1, "JPY", 6_667, true},                // 6666.67 rounds up
+		{100, "JPY", 666_667, true},            // 666666.67 rounds up
+		{1350, "KRW", 1_000_000, true},         //
+		{0.79, "GBP", 1_000_000, true},         //
+		{2.5, "GBP", 3_164_557, true},          // 3164556.96…
+		{10.6, "NOK", 1_000_000, true},         // 10.6 is below its float64 value
+		{0, "USD", 0, true},                    // no floor
+		{0, "EUR", 0, true},                    //
+		{-1, "USD", 0, true},                   // a negative floor is no floor
+		{-0.5, "JPY", 0, true},                 //
+		{1, "XXX", 0, false},                   // unknown currency: no bid
+		{1, "usd", 0, false},                   // lower case is not ISO 4217
+		{0.01, "XYZ", 0, false},                //
+		{1e13, "USD", math.MaxInt64, true},     // 1e19 micros does not fit int64: unreachable, not negative
+		{1e300, "EUR", math.MaxInt64, true},    //
 		{math.Inf(1), "USD", math.MaxInt64, true},
 		{math.NaN(), "USD", math.MaxInt64, true}, // a floor that cannot be read cannot be cleared
 		{9e12, "USD", 9_000_000_000_000_000_000, true},

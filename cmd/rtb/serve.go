@@ -51,7 +51,7 @@ func serve(args []string) error {
 	fs.DurationVar(&f.budget, "budget", time.Millisecond, "internal answer budget per bid request; past it the answer is 204")
 	fs.DurationVar(&f.allowance, "network-allowance", 10*time.Millisecond, "subtracted from an exchange's tmax to leave room for the network")
 	fs.IntVar(&f.maxBody, "max-body", 256<<10, "largest accepted bid request body in bytes, also after gunzip (413 above)")
-	fs.IntVar(&f.maxInFlight, "max-inflight", 4096, "bid requests handled at once; above it requests are shed with a fast 204")
+	fs.IntVar(&f.maxInFlight, "max-inflight", 0, "bid requests handled at once; above it requests are shed with a fast 204\n(default 128 per CPU)")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on shutdown, time /readyz answers 503 before the listener closes,\nfor load balancers to notice")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "longest wait for in-flight requests on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -92,10 +92,15 @@ var (
 	ErrExpired   = errors.New("notice token expired")
 )
 
+// strict decodes tokens canonically: the unused low bits of the last character must be zero. With the
+// length check in Verify (the decoder skips CR and LF), one set of claims has exactly one token, so
+// a notice cannot be replayed under variants of its token.
+var strict = base64.RawURLEncoding.Strict()
+
 // Verify checks token and returns its claims. A token older than maxAge (if > 0) at now is refused.
 func (s *Signer) Verify(token string, now time.Time, maxAge time.Duration) (Claims, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) < 1+tagLen {
+	raw, err := strict.DecodeString(token)
+	if err != nil || len(raw) < 1+tagLen || len(token) != strict.EncodedLen(len(raw)) {
 		return Claims{}, ErrMalformed
 	}
 	payload, tag := raw[:len(raw)-tagLen], raw[len(raw)-tagLen:]

@@ -1,0 +1,195 @@
+// Package events is rtb's event backbone: the versioned schema of everything that happens after a bid
+// (bids sampled for learning, wins, billing, impressions, clicks, losses), a Kafka producer that never
+// blocks the request path and never silently drops money, consumers that are at-least-once and
+// idempotent, dead letters, lag, and the embedded Kafka-compatible broker `rtb serve` runs when no
+// cluster is named. Nothing outside this package knows which broker is in use or imports kafka-go.
+package events
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bytedance/sonic"
+)
+
+// Version is the schema version this code writes and the only one it reads.
+const Version = 1
+
+// Type is the kind of an event.
+type Type string
+
+// Event types.
+const (
+	Bid   Type = "bid"   // a bid we made (sampled), for learning
+	Win   Type = "win"   // nurl: the exchange says we won
+	Bill  Type = "bill"  // burl: the impression is billable; spend counts from here
+	Imp   Type = "imp"   // the impression pixel fired
+	Click Type = "click" // the click redirect was followed
+	Loss  Type = "loss"  // lurl: we lost, with reason and minimum bid to win where sent
+)
+
+// Topics.
+const (
+	TopicBids        = "rtb.bids"
+	TopicWins        = "rtb.wins" // win and bill events
+	TopicImpressions = "rtb.impressions"
+	TopicClicks      = "rtb.clicks"
+	TopicLosses      = "rtb.losses"
+	TopicPacing      = "rtb.pacing" // compacted state, key = campaign id
+	TopicModels      = "rtb.models" // compacted state
+	TopicDLQ         = "rtb.dlq"
+)
+
+// TopicOf is the topic events of type t go to ("" for an unknown type).
+func TopicOf(t Type) string {
+	switch t {
+	case Bid:
+		return TopicBids
+	case Win, Bill:
+		return TopicWins
+	case Imp:
+		return TopicImpressions
+	case Click:
+		return TopicClicks
+	case Loss:
+		return TopicLosses
+	}
+	return ""
+}
+
+// Money reports whether events of type t move money or count deliveries, and so must never be
+// dropped (they spill to disk instead).
+func (t Type) Money() bool { return t == Win || t == Bill || t == Imp }
+
+// Event is one event. Money is in integer micros of the account currency.
+type Event struct {
+	V              int       `json:"v"`
+	Type           Type      `json:"type"`
+	ID             string    `json:"id"` // unique per logical event: a retried notice has the same id
+	TS             time.Time `json:"ts"`
+	RequestID      string    `json:"request_id"` // the OpenRTB request id: the correlation id
+	ImpID          string    `json:"imp_id"`
+	CampaignID     string    `json:"campaign_id"` // the Kafka key
+	CreativeID     string    `json:"creative_id,omitempty"`
+	DealID         string    `json:"deal_id,omitempty"`
+	Exchange       string    `json:"exchange"`
+	PriceMicros    int64     `json:"price_micros"`                // what the exchange charged (win, bill, imp)
+	BidMicros      int64     `json:"bid_micros"`                  // what we bid
+	MinToWinMicros int64     `json:"min_to_win_micros,omitempty"` // loss: the exchange's minimum bid to win
+	Reason         int       `json:"reason"`                      // loss: the OpenRTB loss reason code
+}
+
+// AppendJSON appends e as one line of JSON (no trailing newline). It does not allocate beyond growing
+// dst, so the request path can encode events into reused buffers.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, int64(e.V), 10)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, string(e.Type))
+	dst = append(dst, `,"id":`...)
+	dst = appendString(dst, e.ID)
+	dst = append(dst, `,"ts":"`...)
+	dst = e.TS.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	dst = append(dst, `","request_id":`...)
+	dst = appendString(dst, e.RequestID)
+	dst = append(dst, `,"imp_id":`...)
+	dst = appendString(dst, e.ImpID)
+	dst = append(dst, `,"campaign_id":`...)
+	dst = appendString(dst, e.CampaignID)
+	if e.CreativeID != "" {
+		dst = append(dst, `,"creative_id":`...)
+		dst = appendString(dst, e.CreativeID)
+	}
+	if e.DealID != "" {
+		dst = append(dst, `,"deal_id":`...)
+		dst = appendString(dst, e.DealID)
+	}
+	dst = append(dst, `,"exchange":`...)
+	dst = appendString(dst, e.Exchange)
+	dst = append(dst, `,"price_micros":`...)
+	dst = strconv.AppendInt(dst, e.PriceMicros, 10)
+	dst = append(dst, `,"bid_micros":`...)
+	dst = strconv.AppendInt(dst, e.BidMicros, 10)
+	if e.MinToWinMicros != 0 {
+		dst = append(dst, `,"min_to_win_micros":`...)
+		dst = strconv.AppendInt(dst, e.MinToWinMicros, 10)
+	}
+	dst = append(dst, `,"reason":`...)
+	dst = strconv.AppendInt(dst, int64(e.Reason), 10)
+	return append(dst, '}')
+}
+
+// Strict decoding: a field this version does not know is an error, not something to skip, because an
+// event written by a newer schema must not be half-understood. Strings are copied: events outlive the
+// message buffers they are read from.
+var strict = sonic.Config{DisallowUnknownFields: true, CopyString: true}.Froze()
+
+// ErrVersion is returned for an event of a schema version this code does not read.
+var ErrVersion = errors.New("unknown event schema version")
+
+// Decode reads one event strictly: broken JSON, unknown fields, an unknown version or type, or a
+// missing id, campaign or timestamp are errors (such messages belong in the dead-letter topic).
+func Decode(data []byte) (Event, error) {
+	var e Event
+	data = bytes.TrimSpace(data)
+	if err := strict.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	if e.V != Version {
+		return Event{}, fmt.Errorf("event v=%d: %w (this build reads v=%d)", e.V, ErrVersion, Version)
+	}
+	if TopicOf(e.Type) == "" {
+		return Event{}, fmt.Errorf("event %q: unknown type %q", e.ID, e.Type)
+	}
+	switch {
+	case e.ID == "":
+		return Event{}, errors.New("event without id")
+	case e.CampaignID == "":
+		return Event{}, fmt.Errorf("event %q without campaign_id", e.ID)
+	case e.TS.IsZero():
+		return Event{}, fmt.Errorf("event %q without ts", e.ID)
+	case e.PriceMicros < 0 || e.BidMicros < 0:
+		return Event{}, fmt.Errorf("event %q with a negative amount", e.ID)
+	}
+	return e, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. (The bid path has its own encoder in bidder/openrtb; this
+// package must not depend on the bidder.)
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size - 1
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			start = i + 1
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"rtb/bidder/notice"
 	"rtb/bidder/openrtb"
 	"rtb/bidder/targeting"
+	"rtb/events"
 )
 
 // pricing carries what the auction of one imp phase needs to price an offer.
@@ -357,7 +359,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 	mark = len(a)
 	a = b.cfg.Signer.Append(a, &notice.Claims{
 		RequestID: s.req.ID, ImpID: imp.ID, CampaignID: c.ID, CreativeID: cr.ID, Exchange: exchange,
-		Currency: cur, BidMicros: price, Time: now,
+		Currency: cur, DealID: o.DealID, BidMicros: price, Time: now,
 	})
 	token := str(a, mark)
 
@@ -402,6 +404,14 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 		DealID: o.DealID, W: w, H: h, MType: mtype,
 	})
 	rd.bids.Inc()
+	if r := b.cfg.BidSampleRate; r > 0 && b.cfg.Events != nil && (r >= 1 || rand.Float64() < r) {
+		s.event = events.Event{
+			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,
+			CampaignID: c.ID, CreativeID: cr.ID, DealID: o.DealID, Exchange: exchange,
+			BidMicros: o.Price, PriceMicros: o.Price,
+		}
+		b.cfg.Events.Publish(&s.event)
+	}
 	return true
 }
 

@@ -29,6 +29,7 @@ import (
 	"rtb/bidder/notice"
 	"rtb/bidder/openrtb"
 	"rtb/bidder/targeting"
+	"rtb/events"
 	"rtb/features"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	Seat             string        // seatbid.seat; default "rtb"
 	Signer           *notice.Signer
 	Features         Features       // optional
+	Events           Publisher      // where notices and sampled bids go; nil refuses notices with 503
+	BidSampleRate    float64        // share of bids published to the bid log (rtb.bids), 0..1
+	NoticeMaxAge     time.Duration  // how late a notice may arrive; default 24h
 	Shader           auction.Shader // first-price pricing; default no shading
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
@@ -95,6 +99,12 @@ func New(cfg Config, set *campaign.Set) (*Bidder, error) {
 	}
 	if cfg.Signer == nil {
 		return nil, fmt.Errorf("notice signer is required")
+	}
+	if cfg.NoticeMaxAge <= 0 {
+		cfg.NoticeMaxAge = defaultNoticeMaxAge
+	}
+	if cfg.BidSampleRate < 0 || cfg.BidSampleRate > 1 {
+		return nil, fmt.Errorf("bid sample rate %v is not within 0..1", cfg.BidSampleRate)
 	}
 	if cfg.Shader == nil {
 		cfg.Shader = auction.NoShading{}
@@ -165,6 +175,7 @@ type scratch struct {
 	segs     []string
 	native   openrtb.NativeRequest
 	nativeOK int8 // 0 not parsed for this imp, 1 parsed, -1 unparseable
+	event    events.Event
 }
 
 // Handler returns the fasthttp handler of the exchange port.
@@ -173,6 +184,16 @@ func (b *Bidder) Handler() fasthttp.RequestHandler {
 		switch string(ctx.Path()) {
 		case "/openrtb2/bid":
 			b.HandleBid(ctx)
+		case "/win":
+			b.handleNotice(ctx, events.Win)
+		case "/bill":
+			b.handleNotice(ctx, events.Bill)
+		case "/loss":
+			b.handleNotice(ctx, events.Loss)
+		case "/imp":
+			b.handleNotice(ctx, events.Imp)
+		case "/click":
+			b.handleNotice(ctx, events.Click)
 		case "/healthz":
 			ctx.SetBodyString("ok\n")
 		case "/readyz":

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"rtb/bidder/openrtb"
+	"rtb/events"
 )
 
 // Outcomes of a bid request; each is a value of the outcome label.
@@ -36,6 +37,7 @@ type metrics struct {
 	campaigns prometheus.Gauge
 	reloads   *prometheus.CounterVec
 	inflight  prometheus.GaugeFunc
+	notices   map[events.Type]map[string]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
@@ -84,10 +86,21 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	for _, r := range []string{reasonTooLarge, reasonBadGzip, reasonMethod, reasonEncoding, reasonBadHeader} {
 		m.reason[r] = m.invalid.WithLabelValues(r)
 	}
+	noticeVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtb_notices_total",
+		Help: "Notices received (win, bill, loss, imp, click), by result: ok, or why refused (bad_token, expired, bad_price, price_above_bid, campaign_gone, unavailable).",
+	}, []string{"type", "result"})
+	m.notices = map[events.Type]map[string]prometheus.Counter{}
+	for _, t := range []events.Type{events.Win, events.Bill, events.Loss, events.Imp, events.Click} {
+		m.notices[t] = map[string]prometheus.Counter{}
+		for _, r := range noticeResults {
+			m.notices[t][r] = noticeVec.WithLabelValues(string(t), r)
+		}
+	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.invalid, m.bids, m.campaigns, m.reloads, m.inflight)
+		reg.MustRegister(m.requests, m.latency, m.invalid, m.bids, m.campaigns, m.reloads, m.inflight, noticeVec)
 	}
 	return m
 }

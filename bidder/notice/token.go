@@ -3,7 +3,7 @@
 // can ever become spend.
 //
 // A token is base64url(payload ‖ tag), where the payload holds the bid's facts (request id, imp id,
-// campaign, creative, exchange, currency, bid price, time) and tag is the first 16 bytes of HMAC-SHA256 over
+// campaign, creative, exchange, currency, deal, bid price, time) and tag is the first 16 bytes of HMAC-SHA256 over
 // the payload. Tokens are compact, need no server-side state, and are checked in constant time.
 package notice
 
@@ -34,6 +34,7 @@ type Claims struct {
 	CampaignID string
 	CreativeID string
 	Exchange   string
+	DealID     string    // the deal the bid was made in, if any
 	Currency   string    // currency of the bid and of the price the exchange substitutes
 	BidMicros  int64     // our bid in micros of Currency per mille: a notice claiming more is refused
 	Time       time.Time // when the bid was made (millisecond precision)
@@ -68,7 +69,7 @@ func (s *Signer) Append(dst []byte, c *Claims) []byte {
 	p = append(p, version)
 	p = binary.AppendUvarint(p, uint64(c.Time.UnixMilli()))
 	p = binary.AppendUvarint(p, uint64(max(c.BidMicros, 0)))
-	for _, f := range [...]string{c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency} {
+	for _, f := range [...]string{c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency, c.DealID} {
 		if len(f) > maxField {
 			f = f[:maxField]
 		}
@@ -139,7 +140,7 @@ func parse(p []byte) (Claims, error) {
 		return c, ErrMalformed
 	}
 	p = p[n:]
-	var fields [6]string
+	var fields [7]string
 	for i := range fields {
 		l, n := binary.Uvarint(p)
 		if n <= 0 || l > uint64(len(p)-n) {
@@ -151,7 +152,7 @@ func parse(p []byte) (Claims, error) {
 	if len(p) != 0 {
 		return c, ErrMalformed
 	}
-	c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
+	c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency, c.DealID = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
 	c.BidMicros = int64(price)
 	c.Time = time.UnixMilli(int64(ms)).UTC()
 	return c, nil

@@ -106,7 +106,7 @@ func TestRoundTrip(t *testing.T) {
 		{"zero claims", Claims{}},
 		{"unicode", Claims{
 			RequestID: "requête-été-🚀", ImpID: "印象-1", CampaignID: "кампания", CreativeID: "🎨\u0000nul",
-			Exchange: "ex/änge?&=", Currency: "EUR", BidMicros: 1, Time: bidTime,
+			Exchange: "ex/änge?&=", Currency: "EUR", DealID: "AB-Agency1-0001", BidMicros: 1, Time: bidTime,
 		}},
 		{"bytes that are not UTF-8", Claims{RequestID: "\xff\xfe\x00", ImpID: "\x80", Time: bidTime}},
 		{"fields of exactly 255 bytes", Claims{
@@ -351,7 +351,7 @@ func TestSignedButMalformed(t *testing.T) {
 		p := []byte{version}
 		p = binary.AppendUvarint(p, uint64(bidTime.UnixMilli()))
 		p = binary.AppendUvarint(p, 1000)
-		for range 6 {
+		for range 7 {
 			p = binary.AppendUvarint(p, 1)
 			p = append(p, 'f')
 		}

@@ -159,6 +159,10 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 		if cr < 0 {
 			continue
 		}
+		admitted, multiplier := b.cfg.Pacing.admit(e.ranks[r].pacing, now)
+		if !admitted {
+			continue
+		}
 		floor := p.floor
 		if p.deal == nil && imp.Video != nil && en.Creatives[cr].Kind == targeting.KindVideo {
 			// Duration floors (2.6) replace the imp floor for creatives of their range.
@@ -168,7 +172,7 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 				}
 			}
 		}
-		value := campaignValue(c, pubCTR)
+		value := min(int64(float64(campaignValue(c, pubCTR))*multiplier), int64(c.Bid.MaxBid))
 		var bid int64
 		var ok bool
 		if p.fixed {

@@ -48,10 +48,11 @@ type Config struct {
 	NoticeBaseURL    string        // base of the notice URLs put into bids, as exchanges reach us; required
 	Seat             string        // seatbid.seat; default "rtb"
 	Signer           *notice.Signer
-	Features         Features       // optional
-	Events           Publisher      // where notices and sampled bids go; nil refuses notices with 503
-	BidSampleRate    float64        // share of bids published to the bid log (rtb.bids), 0..1
-	NoticeMaxAge     time.Duration  // how late a notice may arrive; default 24h
+	Features         Features      // optional
+	Events           Publisher     // where notices and sampled bids go; nil refuses notices with 503
+	BidSampleRate    float64       // share of bids published to the bid log (rtb.bids), 0..1
+	NoticeMaxAge     time.Duration // how late a notice may arrive; default 24h
+	Pacing           PacingConfig
 	Shader           auction.Shader // first-price pricing; default no shading
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
@@ -70,6 +71,7 @@ type Bidder struct {
 	pool     sync.Pool
 	now      func() time.Time
 	draining atomic.Bool
+	pacing   pacingTable
 }
 
 // New returns a bidder serving set.
@@ -132,7 +134,7 @@ func New(cfg Config, set *campaign.Set) (*Bidder, error) {
 
 // SetCampaigns compiles set and swaps it in atomically; requests in flight finish on the old one.
 func (b *Bidder) SetCampaigns(set *campaign.Set) error {
-	e, err := newEngine(set, b.cfg.Seat, b.m.bids, b.now())
+	e, err := newEngine(set, b.cfg.Seat, b.m.bids, &b.pacing, b.now())
 	if err != nil {
 		b.m.reloads.WithLabelValues("error").Inc()
 		return err

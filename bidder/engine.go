@@ -22,6 +22,7 @@ type engine struct {
 }
 
 type rankData struct {
+	pacing    *pacingSlot
 	seat      string
 	adomain   []string
 	bids      prometheus.Counter
@@ -75,7 +76,7 @@ func compileTemplate(s string) template {
 	return t
 }
 
-func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, now time.Time) (*engine, error) {
+func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, pacing *pacingTable, now time.Time) (*engine, error) {
 	ix, err := targeting.Build(set, now)
 	if err != nil {
 		return nil, fmt.Errorf("index campaigns of %s: %w", set.Source, err)
@@ -87,6 +88,7 @@ func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, now 
 		rd := &e.ranks[r]
 		rd.adomain = []string{c.AdvertiserDomain}
 		rd.seat = seat
+		rd.pacing = pacing.slot(c.ID)
 		if c.Seat != "" {
 			rd.seat = c.Seat
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -97,8 +98,9 @@ type BrokerConfig struct {
 // Broker is the embedded Kafka-protocol broker (kfake): one node, on loopback, persisting under a
 // data dir. It is for one machine (`rtb serve`, development, tests); production names a real cluster.
 type Broker struct {
-	c    *kfake.Cluster
-	done chan struct{}
+	c     *kfake.Cluster
+	done  chan struct{}
+	close sync.Once
 }
 
 // StartBroker starts the embedded broker and creates rtb's topics on it.
@@ -162,8 +164,10 @@ func (b *Broker) compactLoop() {
 // Addrs are the broker's addresses, for clients.
 func (b *Broker) Addrs() []string { return b.c.ListenAddrs() }
 
-// Close stops the broker, persisting its state when it has a data dir.
+// Close stops the broker, persisting its state when it has a data dir. Closing twice is harmless.
 func (b *Broker) Close() {
-	close(b.done)
-	b.c.Close()
+	b.close.Do(func() {
+		close(b.done)
+		b.c.Close()
+	})
 }

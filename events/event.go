@@ -30,6 +30,10 @@ const (
 	Imp   Type = "imp"   // the impression pixel fired
 	Click Type = "click" // the click redirect was followed
 	Loss  Type = "loss"  // lurl: we lost, with reason and minimum bid to win where sent
+	// Traffic counts the auctions a campaign was eligible for on one bidder over a short interval
+	// (Count), whether or not pacing admitted it: what the pacer needs to know what full admission
+	// would spend.
+	Traffic Type = "traffic"
 )
 
 // Topics.
@@ -47,7 +51,7 @@ const (
 // TopicOf is the topic events of type t go to ("" for an unknown type).
 func TopicOf(t Type) string {
 	switch t {
-	case Bid:
+	case Bid, Traffic:
 		return TopicBids
 	case Win, Bill:
 		return TopicWins
@@ -81,6 +85,7 @@ type Event struct {
 	BidMicros      int64     `json:"bid_micros"`                  // what we bid
 	MinToWinMicros int64     `json:"min_to_win_micros,omitempty"` // loss: the exchange's minimum bid to win
 	Reason         int       `json:"reason"`                      // loss: the OpenRTB loss reason code
+	Count          int64     `json:"count,omitempty"`             // traffic: auctions counted
 }
 
 // AppendJSON appends e as one line of JSON (no trailing newline). It does not allocate beyond growing
@@ -120,6 +125,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	}
 	dst = append(dst, `,"reason":`...)
 	dst = strconv.AppendInt(dst, int64(e.Reason), 10)
+	if e.Count != 0 {
+		dst = append(dst, `,"count":`...)
+		dst = strconv.AppendInt(dst, e.Count, 10)
+	}
 	return append(dst, '}')
 }
 
@@ -152,7 +161,10 @@ func Decode(data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("event %q without campaign_id", e.ID)
 	case e.TS.IsZero():
 		return Event{}, fmt.Errorf("event %q without ts", e.ID)
-	case e.PriceMicros < 0 || e.BidMicros < 0:
+	case e.TS.UTC().Year() < 2000 || e.TS.UTC().Year() > 9999:
+		// Beyond year 9999 in UTC the timestamp cannot be written back in RFC 3339.
+		return Event{}, fmt.Errorf("event %q with ts %s out of range", e.ID, e.TS.Format(time.RFC3339))
+	case e.PriceMicros < 0 || e.BidMicros < 0 || e.Count < 0:
 		return Event{}, fmt.Errorf("event %q with a negative amount", e.ID)
 	}
 	return e, nil

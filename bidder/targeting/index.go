@@ -286,13 +286,12 @@ func kindOf(t string) (Kind, error) {
 	return 0, fmt.Errorf("unknown creative type %q", t)
 }
 
-// bound is the most a campaign can bid: its fixed CPM, or its ceiling.
+// bound is the most a campaign can bid: its ceiling.
+//
+// It is the max bid even for a fixed CPM below it, because pacing may multiply a bid up to that
+// ceiling.
 func bound(c *campaign.Campaign) int64 {
-	b := int64(c.Bid.MaxBid)
-	if c.Bid.Type == "fixed_cpm" && int64(c.Bid.CPM) < b {
-		b = int64(c.Bid.CPM)
-	}
-	return b
+	return int64(c.Bid.MaxBid)
 }
 
 // NormalizeDomain lower-cases a domain and drops a leading "www.", so that campaigns naming

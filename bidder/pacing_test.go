@@ -23,7 +23,9 @@ func TestPacingGate(t *testing.T) {
 		if r.status != 200 {
 			return r.status, 0
 		}
-		var resp struct{ SeatBid []struct{ Bid []struct{ Price float64 } } }
+		var resp struct {
+			SeatBid []struct{ Bid []struct{ Price float64 } }
+		}
 		json.Unmarshal(r.body, &resp)
 		return r.status, resp.SeatBid[0].Bid[0].Price
 	}
@@ -61,7 +63,9 @@ func TestPacingMultiplierAndThrottleShare(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("status %d", r.status)
 	}
-	var resp struct{ SeatBid []struct{ Bid []struct{ Price float64 } } }
+	var resp struct {
+		SeatBid []struct{ Bid []struct{ Price float64 } }
+	}
 	json.Unmarshal(r.body, &resp)
 	if got := resp.SeatBid[0].Bid[0].Price; got != 2.5 {
 		t.Errorf("price %v, want 2.00 × 1.25 = 2.5", got)

@@ -17,6 +17,7 @@ Usage:
                         (POST /openrtb2/bid) and the admin port (/metrics, /api/campaigns,
                         /debug/pprof/), with the built-in sample campaigns unless --campaigns
                         names a file
+  rtb broker [flags]    run the embedded Kafka-compatible broker alone (development, tests)
   rtb help [command]    show this text, or a command's flags
 
 Every flag also reads an RTB_* environment variable (--notice-key -> RTB_NOTICE_KEY).
@@ -37,6 +38,8 @@ func run(args []string) int {
 	switch cmd {
 	case "serve":
 		err = serve(rest)
+	case "broker":
+		err = broker(rest)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "--help"})

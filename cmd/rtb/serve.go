@@ -26,6 +26,7 @@ import (
 	"rtb/bidder"
 	"rtb/bidder/campaign"
 	"rtb/bidder/notice"
+	"rtb/events"
 	"rtb/features"
 )
 
@@ -35,6 +36,9 @@ type serveFlags struct {
 	budget, allowance, drainDelay, shutdownTimeout  time.Duration
 	maxBody, maxInFlight                            int
 	logLevel, logFormat                             string
+	kafka, brokerAddr                               string
+	bidSample                                       float64
+	noticeMaxAge                                    time.Duration
 }
 
 func serve(args []string) error {
@@ -42,12 +46,16 @@ func serve(args []string) error {
 	var f serveFlags
 	fs.StringVar(&f.listen, "listen", ":8080", "exchange port address: POST /openrtb2/bid, /healthz, /readyz")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:8081", "admin address (not for exchanges): /metrics, /api/campaigns, /debug/pprof/")
-	fs.StringVar(&f.dataDir, "data-dir", "rtb-data", "directory for state kept across restarts (the generated notice signing key)")
+	fs.StringVar(&f.dataDir, "data-dir", "rtb-data", "directory for state kept across restarts: the embedded broker's log, the spill\nfile of events Kafka could not take yet, the generated notice signing key")
 	fs.StringVar(&f.campaigns, "campaigns", "", "campaign `FILE` (YAML or JSON) replacing the built-in samples;\nreloaded on change and on SIGHUP")
 	fs.StringVar(&f.featuresFile, "features", "", "feature snapshot `FILE` (JSON Lines of user and publisher records)\nreplacing the built-in sample")
 	fs.StringVar(&f.noticeURL, "notice-url", "", "base URL at which exchanges and browsers reach the exchange port, put into\nnurl/burl/lurl and creative trackers (default http://localhost:PORT)")
 	fs.StringVar(&f.noticeKey, "notice-key", "", "secret that signs notice URLs, at least 32 bytes; when empty one is generated\nonce and kept in --data-dir/notice.key. Every bidder of a fleet needs the same key")
 	fs.StringVar(&f.seat, "seat", "rtb", "seat id put into seatbid.seat")
+	fs.StringVar(&f.kafka, "kafka", "", "Kafka brokers host:port,… of a real cluster; when empty, an embedded broker\nruns in this process, persisting under --data-dir/broker")
+	fs.StringVar(&f.brokerAddr, "broker-addr", "127.0.0.1:9092", "address of the embedded broker (when --kafka is empty)")
+	fs.Float64Var(&f.bidSample, "bid-sample", 0.05, "share of bids sent to the bid log (rtb.bids) for learning, 0..1")
+	fs.DurationVar(&f.noticeMaxAge, "notice-max-age", 24*time.Hour, "notices arriving later than this after their bid are refused")
 	fs.DurationVar(&f.budget, "budget", time.Millisecond, "internal answer budget per bid request; past it the answer is 204")
 	fs.DurationVar(&f.allowance, "network-allowance", 10*time.Millisecond, "subtracted from an exchange's tmax to leave room for the network")
 	fs.IntVar(&f.maxBody, "max-body", 256<<10, "largest accepted bid request body in bytes, also after gunzip (413 above)")
@@ -71,6 +79,13 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// stops run in reverse order of start, on every way out.
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
 
 	// Start order: state first (campaigns, features, key), then the admin port, then the exchange port
 	// last, so that nothing is offered traffic before it can answer. Stop runs in reverse.
@@ -84,7 +99,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	stops = append(stops, store.Close)
 	var nfeat int
 	if f.featuresFile != "" {
 		nfeat, err = store.LoadSnapshotFile(f.featuresFile)
@@ -108,9 +123,43 @@ func serve(args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var brokers []string
+	if f.kafka != "" {
+		brokers = strings.Split(f.kafka, ",")
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := events.EnsureTopics(tctx, brokers, events.Topics(0))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("kafka %s: %w", f.kafka, err)
+		}
+	} else {
+		br, err := events.StartBroker(ctx, events.BrokerConfig{Addr: f.brokerAddr, DataDir: filepath.Join(f.dataDir, "broker"), Logger: log})
+		if err != nil {
+			return err
+		}
+		// Closed last, after the producer has flushed into it.
+		stops = append(stops, br.Close)
+		brokers = br.Addrs()
+	}
+	producer, err := events.NewProducer(events.ProducerConfig{
+		Brokers: brokers, SpillDir: filepath.Join(f.dataDir, "spill"), Registerer: reg, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() {
+		fctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+		defer cancel()
+		if err := producer.Close(fctx); err != nil {
+			log.Error("event producer close", "error", err)
+		}
+	})
+
 	b, err := bidder.New(bidder.Config{
 		Budget: f.budget, NetworkAllowance: f.allowance, MaxBodyBytes: f.maxBody, MaxInFlight: f.maxInFlight,
 		NoticeBaseURL: strings.TrimRight(f.noticeURL, "/"), Seat: f.seat, Signer: signer, Features: store,
+		Events: producer, BidSampleRate: f.bidSample, NoticeMaxAge: f.noticeMaxAge,
 		Logger: log, Registerer: reg,
 	}, set)
 	if err != nil {
@@ -194,6 +243,11 @@ func serve(args []string) error {
 	if err := adminSrv.Shutdown(sctx); err != nil {
 		log.Error("admin server shutdown", "error", err)
 	}
+	log.Info("exchange port closed; flushing events")
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
+	}
+	stops = nil
 	log.Info("stopped")
 	return nil
 }

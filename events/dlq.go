@@ -1,0 +1,65 @@
+package events
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Headers a consumer adds to a message it moves to the dead-letter topic (TopicDLQ). The message
+// keeps its original key, value and headers; these come after them.
+const (
+	HeaderDLQError     = "rtb-dlq-error"     // why the message could not be read
+	HeaderDLQTopic     = "rtb-dlq-topic"     // where it was read from
+	HeaderDLQPartition = "rtb-dlq-partition" // decimal
+	HeaderDLQOffset    = "rtb-dlq-offset"    // decimal
+	HeaderDLQGroup     = "rtb-dlq-group"     // the consumer group that refused it
+	HeaderDLQTime      = "rtb-dlq-time"      // when, RFC 3339 UTC
+)
+
+// maxDLQErrorLen bounds the error header: a decoder's message can quote the input at length.
+const maxDLQErrorLen = 1024
+
+// deadLetter is the DLQ message for m, refused by group because of cause.
+func deadLetter(m kafka.Message, group string, cause error, now time.Time) kafka.Message {
+	text := cause.Error()
+	if len(text) > maxDLQErrorLen {
+		cut := maxDLQErrorLen
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	headers := make([]kafka.Header, 0, len(m.Headers)+6)
+	headers = append(headers, m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderDLQError, Value: []byte(text)},
+		kafka.Header{Key: HeaderDLQTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
+		kafka.Header{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, m.Offset, 10)},
+		kafka.Header{Key: HeaderDLQGroup, Value: []byte(group)},
+		kafka.Header{Key: HeaderDLQTime, Value: now.UTC().AppendFormat(nil, time.RFC3339Nano)},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+// newDLQWriter is the writer a consumer sends dead letters with: synchronous (the consumer commits
+// only once the broker has the letter), acknowledged by all in-sync replicas, no batching delay
+// (dead letters are rare and one at a time), and no topic auto-creation (a missing rtb.dlq is an
+// outage to retry through, not something to paper over with a one-partition default topic).
+func newDLQWriter(brokers []string, transport kafka.RoundTripper) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Topic:        TopicDLQ,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond,
+		BatchSize:    1,
+		MaxAttempts:  3,
+		WriteTimeout: 10 * time.Second,
+		ReadTimeout:  10 * time.Second,
+		Transport:    transport,
+	}
+}

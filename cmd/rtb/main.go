@@ -14,9 +14,12 @@ const topUsage = `rtb — a real-time bidding engine for OpenRTB 2.5/2.6 exchang
 
 Usage:
   rtb serve [flags]     run everything on one machine: the bidder on the exchange port
-                        (POST /openrtb2/bid) and the admin port (/metrics, /api/campaigns,
-                        /debug/pprof/), with the built-in sample campaigns unless --campaigns
-                        names a file
+                        (POST /openrtb2/bid, notice endpoints), the pacer, the admin port
+                        (/dashboard, /api/pacing, /api/campaigns, /metrics, /debug/pprof/) and an
+                        embedded Kafka-compatible broker, with the built-in sample campaigns
+                        unless --campaigns names a file
+  rtb bidder --kafka B  the bidder alone, against a Kafka cluster
+  rtb pacer --kafka B   a budget pacer alone, against a Kafka cluster
   rtb broker [flags]    run the embedded Kafka-compatible broker alone (development, tests)
   rtb help [command]    show this text, or a command's flags
 
@@ -40,6 +43,10 @@ func run(args []string) int {
 		err = serve(rest)
 	case "broker":
 		err = broker(rest)
+	case "bidder":
+		err = bidderCmd(rest)
+	case "pacer":
+		err = pacerCmd(rest)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "--help"})

@@ -28,6 +28,7 @@ import (
 	"rtb/bidder/notice"
 	"rtb/events"
 	"rtb/features"
+	"rtb/pacing"
 )
 
 type serveFlags struct {
@@ -38,11 +39,31 @@ type serveFlags struct {
 	logLevel, logFormat                             string
 	kafka, brokerAddr                               string
 	bidSample                                       float64
-	noticeMaxAge                                    time.Duration
+	noticeMaxAge, dayLength                         time.Duration
+	billOnWin                                       string
+	pacing                                          bool
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+// The roles of the binary: serve runs them all on one machine; bidder and pacer run one role each
+// against a real Kafka cluster.
+const (
+	roleServe  = "serve"
+	roleBidder = "bidder"
+	rolePacer  = "pacer"
+)
+
+var roleUsage = map[string]string{
+	roleServe:  "Usage: rtb serve [flags]\n\nRuns everything on one machine: the bidder on the exchange port, the notice endpoints, the\npacer, the admin port (/metrics, /api/campaigns, /api/pacing, /dashboard, /debug/pprof/) and,\nunless --kafka names a cluster, an embedded Kafka-compatible broker.",
+	roleBidder: "Usage: rtb bidder --kafka BROKERS [flags]\n\nRuns the bidder alone (exchange port, notice endpoints, admin port) against a Kafka cluster; it\nobeys the pacing states the pacers publish on rtb.pacing.",
+	rolePacer:  "Usage: rtb pacer --kafka BROKERS [flags]\n\nRuns a budget pacer alone (and its admin port with /api/pacing and /dashboard). Pacers of one\nconsumer group split the campaigns by Kafka partition; one that dies is replaced by the others.",
+}
+
+func serve(args []string) error     { return runRoles(roleServe, args) }
+func bidderCmd(args []string) error { return runRoles(roleBidder, args) }
+func pacerCmd(args []string) error  { return runRoles(rolePacer, args) }
+
+func runRoles(role string, args []string) error {
+	fs := flag.NewFlagSet(role, flag.ContinueOnError)
 	var f serveFlags
 	fs.StringVar(&f.listen, "listen", ":8080", "exchange port address: POST /openrtb2/bid, /healthz, /readyz")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:8081", "admin address (not for exchanges): /metrics, /api/campaigns, /debug/pprof/")
@@ -64,12 +85,18 @@ func serve(args []string) error {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "longest wait for in-flight requests on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fs.Usage = usage(fs, "Usage: rtb serve [flags]\n\nRuns the bidder on one machine with in-memory campaigns and features.")
+	fs.DurationVar(&f.dayLength, "day-length", 24*time.Hour, "length of a pacing day; shorter (e.g. 10m) compresses a whole day of pacing into\nminutes for tests and the simulator. Every bidder and pacer must agree")
+	fs.StringVar(&f.billOnWin, "bill-on-win", "", "exchanges (comma-separated, as in ?exchange=) that send no billing notice: their\nwin notice counts as the spend")
+	fs.BoolVar(&f.pacing, "pacing", true, "obey pacing: admit campaigns at the pacer's throttle and bid multiplier")
+	fs.Usage = usage(fs, roleUsage[role])
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
+	}
+	if role != roleServe && f.kafka == "" {
+		return fmt.Errorf("--kafka is required: rtb %s runs against a Kafka cluster (rtb serve embeds a broker)", role)
 	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
@@ -95,30 +122,16 @@ func serve(args []string) error {
 			return err
 		}
 	}
-	store, err := features.New(features.Config{})
-	if err != nil {
-		return err
-	}
-	stops = append(stops, store.Close)
-	var nfeat int
-	if f.featuresFile != "" {
-		nfeat, err = store.LoadSnapshotFile(f.featuresFile)
-	} else {
-		nfeat, err = store.LoadSample()
-	}
-	if err != nil {
-		return err
-	}
-	key, err := noticeKey(f.noticeKey, f.dataDir, log)
-	if err != nil {
-		return err
-	}
-	signer, err := notice.NewSigner(key)
-	if err != nil {
-		return err
-	}
-	if f.noticeURL == "" {
-		f.noticeURL = "http://localhost" + portOf(f.listen)
+	// Refuse a bad key before starting anything.
+	var signer *notice.Signer
+	if role != rolePacer {
+		key, err := noticeKey(f.noticeKey, f.dataDir, log)
+		if err != nil {
+			return err
+		}
+		if signer, err = notice.NewSigner(key); err != nil {
+			return err
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -142,37 +155,126 @@ func serve(args []string) error {
 		stops = append(stops, br.Close)
 		brokers = br.Addrs()
 	}
-	producer, err := events.NewProducer(events.ProducerConfig{
-		Brokers: brokers, SpillDir: filepath.Join(f.dataDir, "spill"), Registerer: reg, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	stops = append(stops, func() {
-		fctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
-		defer cancel()
-		if err := producer.Close(fctx); err != nil {
-			log.Error("event producer close", "error", err)
-		}
-	})
-
-	b, err := bidder.New(bidder.Config{
-		Budget: f.budget, NetworkAllowance: f.allowance, MaxBodyBytes: f.maxBody, MaxInFlight: f.maxInFlight,
-		NoticeBaseURL: strings.TrimRight(f.noticeURL, "/"), Seat: f.seat, Signer: signer, Features: store,
-		Events: producer, BidSampleRate: f.bidSample, NoticeMaxAge: f.noticeMaxAge,
-		Logger: log, Registerer: reg,
-	}, set)
-	if err != nil {
-		return err
-	}
 	log.Info("campaigns loaded", "source", set.Source, "campaigns", len(set.Campaigns))
-	log.Info("features loaded", "records", nfeat)
+
+	// The read model behind /api/pacing and /dashboard: fed by the pacer itself in a pacer, by the
+	// states on rtb.pacing in a bidder.
+	rm := pacing.NewReadModel()
+	rm.SetDayLength(f.dayLength)
+	reg.MustRegister(rm.Collector())
+	// A campaign the controller has not measured yet is admitted fully: its first intervals cost a
+	// sliver of a day's budget, while a low initial throttle would turn away an exchange's first
+	// requests (and a new user's first curl).
+	pacingCfg := pacing.Config{DayLength: f.dayLength, InitialThrottle: 1}
+	// onReload is every consumer of a campaign reload; each refuses what it cannot take.
+	var onReload []func(*campaign.Set) error
+
+	var pacer *pacing.Service
+	if role != roleBidder {
+		var fed *pacing.ReadModel
+		if role == rolePacer {
+			fed = rm
+		}
+		pacer, err = pacing.NewService(pacing.ServiceConfig{
+			Controller: pacingCfg, Brokers: brokers, BillOnWin: splitList(f.billOnWin), ReadModel: fed, Logger: log,
+		}, set)
+		if err != nil {
+			return err
+		}
+		onReload = append(onReload, func(s *campaign.Set) error { pacer.SetCampaigns(s); return nil })
+		pctx, stopPacer := context.WithCancel(ctx)
+		pacerDone := make(chan struct{})
+		go func() {
+			defer close(pacerDone)
+			if err := pacer.Run(pctx); err != nil {
+				log.Error("pacer stopped", "error", err)
+			}
+		}()
+		stops = append(stops, func() { stopPacer(); <-pacerDone })
+	}
+
+	var b *bidder.Bidder
+	if role != rolePacer {
+		store, err := features.New(features.Config{})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, store.Close)
+		var nfeat int
+		if f.featuresFile != "" {
+			nfeat, err = store.LoadSnapshotFile(f.featuresFile)
+		} else {
+			nfeat, err = store.LoadSample()
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("features loaded", "records", nfeat)
+		if f.noticeURL == "" {
+			f.noticeURL = "http://localhost" + portOf(f.listen)
+		}
+		producer, err := events.NewProducer(events.ProducerConfig{
+			Brokers: brokers, SpillDir: filepath.Join(f.dataDir, "spill"), Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() {
+			fctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+			defer cancel()
+			if err := producer.Close(fctx); err != nil {
+				log.Error("event producer close", "error", err)
+			}
+		})
+		b, err = bidder.New(bidder.Config{
+			Budget: f.budget, NetworkAllowance: f.allowance, MaxBodyBytes: f.maxBody, MaxInFlight: f.maxInFlight,
+			NoticeBaseURL: strings.TrimRight(f.noticeURL, "/"), Seat: f.seat, Signer: signer, Features: store,
+			Events: producer, BidSampleRate: f.bidSample, NoticeMaxAge: f.noticeMaxAge,
+			Pacing: bidder.PacingConfig{Enabled: f.pacing, Unknown: 1, StaleAfter: 5 * time.Second},
+			Logger: log, Registerer: reg,
+		}, set)
+		if err != nil {
+			return err
+		}
+		onReload = append(onReload, b.SetCampaigns)
+		go b.ReportTraffic(ctx)
+		// Every bidder reads all pacing states (and shows them on its own /dashboard).
+		states := events.NewStateReader(brokers, events.TopicPacing, func(key string, value []byte) {
+			if value == nil {
+				return
+			}
+			st, err := pacing.DecodeState(value)
+			if err != nil {
+				log.Warn("unreadable pacing state skipped", "campaign_id", key, "error", err)
+				return
+			}
+			b.SetPacing(st.CampaignID, st.Throttle, st.Multiplier, st.ValidUntil)
+			rm.Apply(st)
+		})
+		go func() {
+			if err := states.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("pacing state feed stopped; campaigns stop bidding as their states go stale", "error", err)
+			}
+		}()
+	}
+	setNames := func(s *campaign.Set) error {
+		names := map[string]string{}
+		for _, c := range s.Campaigns {
+			names[c.ID] = c.Name
+		}
+		rm.SetCampaigns(names)
+		return nil
+	}
+	setNames(set)
+	onReload = append(onReload, setNames)
 
 	if f.campaigns != "" {
 		w := campaign.NewWatcher(f.campaigns, time.Second, func(s *campaign.Set) {
-			if err := b.SetCampaigns(s); err != nil {
-				log.Error("campaign reload refused; previous campaigns stay in force", "error", err)
-				return
+			for _, apply := range onReload {
+				if err := apply(s); err != nil {
+					log.Error("campaign reload refused; previous campaigns stay in force", "error", err)
+					return
+				}
 			}
 			log.Info("campaigns reloaded", "source", s.Source, "campaigns", len(s.Campaigns))
 		}, func(err error) {
@@ -198,12 +300,27 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", f.admin, err)
 	}
-	adminSrv := &http.Server{Handler: adminMux(reg, b), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: adminMux(reg, b, rm), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin server", "error", err)
 		}
 	}()
+
+	if b == nil {
+		log.Info("rtb pacer running", "admin", adminLn.Addr().String(), "kafka", f.kafka)
+		<-ctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+		defer cancel()
+		adminSrv.Shutdown(sctx)
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		stops = nil
+		log.Info("stopped")
+		return nil
+	}
 
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -252,17 +369,21 @@ func serve(args []string) error {
 	return nil
 }
 
-func adminMux(reg *prometheus.Registry, b *bidder.Bidder) *http.ServeMux {
+func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("GET /api/campaigns", b.CampaignsAPI())
+	if b != nil {
+		mux.Handle("GET /api/campaigns", b.CampaignsAPI())
+	}
+	mux.Handle("GET /api/pacing", rm.APIHandler())
+	mux.Handle("GET /dashboard", pacing.DashboardHandler("/api/pacing"))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "rtb admin: /metrics /api/campaigns /debug/pprof/\n")
+		fmt.Fprint(w, "rtb admin: /dashboard /api/pacing /api/campaigns /metrics /debug/pprof/\n")
 	})
 	return mux
 }
@@ -292,6 +413,17 @@ func noticeKey(flagKey, dataDir string, log *slog.Logger) ([]byte, error) {
 	}
 	log.Info("generated a notice signing key", "path", path)
 	return []byte(key), nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func portOf(addr string) string {

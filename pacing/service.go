@@ -1,0 +1,304 @@
+package pacing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	campaigns "rtb/bidder/campaign"
+	"rtb/events"
+)
+
+// ServiceConfig configures a pacer.
+type ServiceConfig struct {
+	Controller Config
+	Brokers    []string
+	Group      string // consumer group of the pacers; default "rtb-pacer"
+	// BillOnWin names the exchanges that send no billing notice: their win notice is the spend.
+	// Everywhere else spend is counted from billing (burl) alone, so it is counted once.
+	BillOnWin []string
+	// ReadModel, if set, receives every state this pacer computes (the admin port's /api/pacing).
+	ReadModel *ReadModel
+	Logger    *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Service is the pacer: it rebuilds today's spend of the campaigns whose partitions it owns from the
+// event log (event sourcing: a restarted or newly assigned pacer replays the day and ends with the
+// numbers an uninterrupted one would have), runs the controller every interval, and publishes each
+// campaign's state to rtb.pacing, where every bidder picks it up.
+//
+// Lifetime spend before today comes from the last state published to rtb.pacing (a snapshot);
+// today's spend always from the log.
+type Service struct {
+	cfg       ServiceConfig
+	log       *slog.Logger
+	billOnWin map[string]bool
+
+	mu       sync.Mutex
+	ctrl     *Controller
+	budgets  []Budget
+	owned    map[string]*time.Location // campaigns of the partitions this member owns, and their zone
+	parts    map[int]bool
+	total    int  // partitions of the event topics
+	live     bool // assigned and caught up: states may be published
+	snapshot map[string]State
+	carry    map[string]int64 // CPM micros not yet booked (spend is booked in whole micros)
+
+	writer *events.StateWriter
+}
+
+// NewService returns a pacer for the campaigns of set.
+func NewService(cfg ServiceConfig, set *campaigns.Set) (*Service, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("pacer: no Kafka brokers")
+	}
+	if cfg.Group == "" {
+		cfg.Group = "rtb-pacer"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "pacer"), billOnWin: map[string]bool{},
+		snapshot: map[string]State{}, carry: map[string]int64{}, owned: map[string]*time.Location{}, parts: map[int]bool{}}
+	for _, x := range cfg.BillOnWin {
+		s.billOnWin[x] = true
+	}
+	s.ctrl = NewController(cfg.Controller)
+	s.SetCampaigns(set)
+	return s, nil
+}
+
+// Controller returns the controller's configuration with its defaults filled in.
+func (s *Service) Controller() Config { return s.ctrl.Config() }
+
+// SetCampaigns applies a campaign reload: budgets edited mid-day, campaigns added and removed.
+func (s *Service) SetCampaigns(set *campaigns.Set) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.budgets = Budgets(set.Campaigns)
+	owned := s.ownedBudgets()
+	s.ctrl.SetBudgets(owned, s.cfg.Now())
+	if s.total > 0 {
+		s.owned = map[string]*time.Location{}
+		for _, b := range owned {
+			s.owned[b.CampaignID] = b.Location
+		}
+	}
+	if rm := s.cfg.ReadModel; rm != nil {
+		names := map[string]string{}
+		for _, c := range set.Campaigns {
+			names[c.ID] = c.Name
+		}
+		rm.SetCampaigns(names)
+	}
+}
+
+func (s *Service) ownedBudgets() []Budget {
+	var out []Budget
+	for _, b := range s.budgets {
+		if s.total > 0 && s.parts[events.PartitionOf(b.CampaignID, s.total)] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Run consumes until ctx is done: the last published states first (lifetime totals), then the
+// event topics of the partitions this member is given, publishing states every interval once caught up.
+func (s *Service) Run(ctx context.Context) error {
+	s.writer = events.NewStateWriter(s.cfg.Brokers, events.TopicPacing)
+	defer s.writer.Close()
+
+	reader := events.NewStateReader(s.cfg.Brokers, events.TopicPacing, func(key string, value []byte) {
+		if value == nil {
+			return
+		}
+		st, err := DecodeState(value)
+		if err != nil {
+			s.log.Warn("unreadable pacing state skipped", "campaign_id", key, "error", err)
+			return
+		}
+		s.mu.Lock()
+		if old, ok := s.snapshot[key]; !ok || st.UpdatedAt.After(old.UpdatedAt) {
+			s.snapshot[key] = st
+		}
+		s.mu.Unlock()
+	})
+	rctx, stopReader := context.WithCancel(ctx)
+	defer stopReader()
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- reader.Run(rctx) }()
+	select {
+	case <-reader.Ready():
+	case err := <-readerDone:
+		return fmt.Errorf("pacer: read %s: %w", events.TopicPacing, err)
+	case <-ctx.Done():
+		return nil
+	}
+	// The snapshot is needed only once per assignment; past the initial read it stays current anyway.
+
+	rp, err := events.NewReplayer(events.ReplayConfig{
+		Brokers: s.cfg.Brokers, Group: s.cfg.Group, Topics: []string{events.TopicWins, events.TopicBids},
+		From: s.replayFrom, Logger: s.cfg.Logger,
+	}, s)
+	if err != nil {
+		return fmt.Errorf("pacer: %w", err)
+	}
+	replayDone := make(chan error, 1)
+	go func() { replayDone <- rp.Run(ctx) }()
+
+	t := time.NewTicker(s.ctrl.Config().Interval)
+	defer t.Stop()
+	var states []State
+	for {
+		select {
+		case <-ctx.Done():
+			return <-replayDone
+		case err := <-replayDone:
+			return err
+		case <-t.C:
+		}
+		states = s.step(states[:0])
+		if len(states) == 0 {
+			continue
+		}
+		kvs := make([]events.KV, len(states))
+		for i, st := range states {
+			kvs[i] = events.KV{Key: st.CampaignID, Value: EncodeState(st)}
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.ctrl.Config().Interval)
+		if err := s.writer.Write(wctx, kvs...); err != nil && ctx.Err() == nil {
+			s.log.Warn("pacing states not published; bidders keep the previous ones until they go stale", "error", err)
+		}
+		cancel()
+	}
+}
+
+// step runs one control step if this member owns partitions and has replayed them.
+func (s *Service) step(dst []State) []State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live {
+		return dst
+	}
+	dst = s.ctrl.AppendUpdate(dst, s.cfg.Now())
+	if rm := s.cfg.ReadModel; rm != nil {
+		for _, st := range dst {
+			rm.Apply(st)
+		}
+	}
+	return dst
+}
+
+// replayFrom is where a newly assigned partition is read from: the earliest start of any campaign's
+// current day, less the notice delay, since spend of today may be written a little before it is due.
+func (s *Service) replayFrom() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	from := now
+	for _, b := range s.budgets {
+		if start, _ := s.ctrl.DayOf(now, b.Location); start.Before(from) {
+			from = start
+		}
+	}
+	return from.Add(-s.ctrl.Config().NoticeDelay)
+}
+
+// Assigned implements events.ReplayHandler: a new controller for the campaigns of the partitions
+// this member now owns, their lifetime totals from the snapshot, today's spend about to be replayed.
+func (s *Service) Assigned(gen []events.Assignment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parts, s.total, s.live = map[int]bool{}, 0, false
+	for _, a := range gen {
+		if a.Topic != events.TopicWins {
+			continue
+		}
+		s.total = a.Total
+		for _, p := range a.Partitions {
+			s.parts[p] = true
+		}
+	}
+	now := s.cfg.Now()
+	s.ctrl = NewController(s.cfg.Controller)
+	owned := s.ownedBudgets()
+	s.ctrl.SetBudgets(owned, now)
+	s.owned = map[string]*time.Location{}
+	s.carry = map[string]int64{}
+	for _, b := range owned {
+		s.owned[b.CampaignID] = b.Location
+		snap, ok := s.snapshot[b.CampaignID]
+		if !ok {
+			continue
+		}
+		start, _ := s.ctrl.DayOf(now, b.Location)
+		before := snap.SpentTotal
+		if !snap.Day.Before(start) {
+			// The snapshot is of today: today's share of it is replayed from the log.
+			before -= snap.SpentToday
+		}
+		s.ctrl.Restore(b.CampaignID, start, 0, before)
+	}
+	s.log.Info("pacer assigned campaigns; replaying today's events", "campaigns", len(owned), "partitions", len(s.parts))
+}
+
+// CaughtUp implements events.CaughtUpHandler: the replay reached the end of the log as it was at
+// assignment, so the numbers are complete and states may be published.
+func (s *Service) CaughtUp() {
+	s.mu.Lock()
+	s.live = true
+	n := len(s.owned)
+	s.mu.Unlock()
+	s.log.Info("pacer caught up; publishing pacing states", "campaigns", n)
+}
+
+// Revoked implements events.ReplayHandler.
+func (s *Service) Revoked() {
+	s.mu.Lock()
+	s.live = false
+	s.mu.Unlock()
+}
+
+// Event implements events.ReplayHandler.
+func (s *Service) Event(e *events.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	loc, ok := s.owned[e.CampaignID]
+	if !ok {
+		return nil
+	}
+	switch e.Type {
+	case events.Bill:
+	case events.Win:
+		if !s.billOnWin[e.Exchange] {
+			return nil
+		}
+	case events.Traffic:
+		s.ctrl.Traffic(e.CampaignID, int(e.Count), e.TS)
+		return nil
+	default:
+		return nil
+	}
+	if start, _ := s.ctrl.DayOf(s.cfg.Now(), loc); e.TS.Before(start) {
+		// Spend of an earlier day is in the snapshot's lifetime total already.
+		return nil
+	}
+	// Prices are CPM: one impression costs a thousandth. The remainder is carried so that spend is
+	// exact over many impressions rather than rounded once per impression.
+	c := s.carry[e.CampaignID] + e.PriceMicros
+	micros := c / 1000
+	s.carry[e.CampaignID] = c % 1000
+	if micros != 0 {
+		s.ctrl.Spend(e.CampaignID, micros, e.TS)
+	}
+	return nil
+}

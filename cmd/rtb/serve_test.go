@@ -124,7 +124,7 @@ func TestServe(t *testing.T) {
 	}
 	listen, admin := freePort(t), freePort(t)
 	var logs lockedBuffer
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--campaigns", camp)
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--campaigns", camp, "--broker-addr", freePort(t))
 	cmd.Env = append(os.Environ(), "RTB_DATA_DIR="+filepath.Join(dir, "data"))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -169,6 +169,15 @@ func TestServe(t *testing.T) {
 		_, b := get("http://" + admin + "/api/campaigns")
 		return strings.Contains(b, `"only-c"`)
 	})
+
+	// The pacer publishes states for the campaigns in force; the admin port shows them.
+	waitFor(t, "pacing states on /api/pacing", func() bool {
+		_, b := get("http://" + admin + "/api/pacing?series=false")
+		return strings.Contains(b, `"id":"only-c"`) && strings.Contains(b, `"throttle"`)
+	})
+	if status, page := get("http://" + admin + "/dashboard"); status != 200 || !strings.Contains(page, "<html") {
+		t.Errorf("dashboard: %d", status)
+	}
 
 	status, metrics := get("http://" + admin + "/metrics")
 	if status != 200 || !strings.Contains(metrics, `rtb_bid_requests_total{outcome="bid"} 2`) || !strings.Contains(metrics, `rtb_campaign_reloads_total{result="error"}`) {
@@ -225,13 +234,16 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"unknown flag", []string{"serve", "--nope"}, nil, 1, "flag provided but not defined: -nope"},
 		{"unknown command", []string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
 		{"help", []string{"serve", "--help"}, nil, 0, "RTB_NOTICE_KEY"},
+		{"bidder needs a cluster", []string{"bidder"}, nil, 1, "--kafka is required"},
+		{"pacer needs a cluster", []string{"pacer"}, nil, 1, "--kafka is required"},
+		{"pacer help", []string{"pacer", "--help"}, nil, 0, "split the campaigns by Kafka partition"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, tc.args...)
-			cmd.Env = append(append(os.Environ(), "RTB_DATA_DIR="+filepath.Join(dir, "data"), "RTB_LISTEN=127.0.0.1:0", "RTB_ADMIN=127.0.0.1:0"), tc.env...)
+			cmd.Env = append(append(os.Environ(), "RTB_DATA_DIR="+filepath.Join(dir, "data"), "RTB_LISTEN=127.0.0.1:0", "RTB_ADMIN=127.0.0.1:0", "RTB_BROKER_ADDR=127.0.0.1:0"), tc.env...)
 			out, _ := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(string(out), tc.want) {
 				t.Errorf("exit %d, want %d; output should contain %q:\n%s", code, tc.code, tc.want, out)

@@ -3,6 +3,7 @@ package bidder
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -23,6 +24,12 @@ var typicalBanner = []byte(`{"id":"80ce30c53c16e6ede735f123ef6e32361bfc7b22","at
 "bcat":["IAB25","IAB26"],"badv":["competitor.com"],"regs":{"coppa":0,"gdpr":0},
 "source":{"tid":"t-1","schain":{"complete":1,"ver":"1.0","nodes":[{"asi":"exchange.com","sid":"123","hp":1}]}}}`)
 
+// servingConfig is what rtb serve runs with: pacing obeyed (every campaign fully admitted until the
+// pacer speaks), so the bench pays for the pacing gate and the traffic count.
+func servingConfig(c *Config) {
+	c.Pacing = PacingConfig{Enabled: true, Unknown: 1, StaleAfter: 5 * time.Second}
+}
+
 func handlerCtx(body []byte) *fasthttp.RequestCtx {
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("POST")
@@ -42,7 +49,7 @@ func campaignSet(n int) *campaign.Set {
 func BenchmarkHandler(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
-			bd, _ := newTestBidder(b, campaignSet(n), nil)
+			bd, _ := newTestBidder(b, campaignSet(n), servingConfig)
 			h := bd.Handler()
 			ctx := handlerCtx(typicalBanner)
 			h(ctx)
@@ -64,7 +71,7 @@ func TestHandlerAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items); the README's test command also runs this test without it")
 	}
-	bd, _ := newTestBidder(t, campaignSet(1000), nil)
+	bd, _ := newTestBidder(t, campaignSet(1000), servingConfig)
 	h := bd.Handler()
 	ctx := handlerCtx(typicalBanner)
 	h(ctx)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // buildRTB builds the binary once per test run, as a user's `go build ./cmd/rtb` would.
@@ -249,5 +252,75 @@ func TestServeRefusesBadInput(t *testing.T) {
 				t.Errorf("exit %d, want %d; output should contain %q:\n%s", code, tc.code, tc.want, out)
 			}
 		})
+	}
+}
+
+// startServe runs `rtb serve` on free ports with dir as its data dir and returns its addresses and a
+// function that stops it with SIGTERM and waits for a clean exit.
+func startServe(t *testing.T, bin, dir string) (listen, admin, broker string, stop func()) {
+	t.Helper()
+	listen, admin, broker = freePort(t), freePort(t), freePort(t)
+	var logs lockedBuffer
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--broker-addr", broker, "--data-dir", dir)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	waitFor(t, "rtb serve to be ready", func() bool { s, _ := get("http://" + listen + "/readyz"); return s == 200 })
+	return listen, admin, broker, func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("rtb serve exit: %v\n%s", err, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("rtb serve did not stop\n%s", logs.String())
+		}
+	}
+}
+
+// TestServeRestartKeepsEvents: a billing notice accepted before a restart of `rtb serve` is still on
+// rtb.wins after it, read by a plain Kafka client.
+func TestServeRestartKeepsEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildRTB(t)
+	dir := t.TempDir()
+	listen, _, _, stop := startServe(t, bin, dir)
+	example := filepath.Join("..", "..", "bidder", "openrtb", "testdata", "requests", "v25-banner.json")
+	status, body := postFile(t, "http://"+listen+"/openrtb2/bid", example)
+	if status != 200 {
+		t.Fatalf("bid: %d %s", status, body)
+	}
+	var resp struct {
+		SeatBid []struct{ Bid []struct{ BURL string } }
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	burl := strings.ReplaceAll(resp.SeatBid[0].Bid[0].BURL, "${AUCTION_PRICE}", "1.5")
+	burl = strings.Replace(burl, "http://localhost"+portOf(listen), "http://"+listen, 1)
+	if status, b := get(burl); status != 200 {
+		t.Fatalf("bill notice: %d %s", status, b)
+	}
+	stop()
+
+	_, _, broker, stop2 := startServe(t, bin, dir)
+	defer stop2()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, GroupID: "restart-test", Topic: "rtb.wins", MaxWait: 200 * time.Millisecond})
+	defer r.Close()
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatalf("no event on rtb.wins after the restart: %v", err)
+	}
+	if !strings.Contains(string(m.Value), `"type":"bill"`) || !strings.Contains(string(m.Value), `"price_micros":1500000`) {
+		t.Errorf("event after restart: %s", m.Value)
 	}
 }

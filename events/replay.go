@@ -17,9 +17,11 @@
 // and decodes; one goroutine, the generation's, calls the handler, so handler calls are never
 // concurrent and each partition's order (one campaign's events) is kept.
 //
-// Assignments use kafka-go's range balancer only: it gives a member the same partition numbers of
-// every topic, so with co-partitioned topics (same partition count, key = campaign id) all of a
-// campaign's events, whatever their topic, go to the one member that owns the campaign.
+// Assignments are ranges of partition numbers, the same for every topic (replayBalancer), so with
+// co-partitioned topics (same partition count, key = campaign id) all of a campaign's events,
+// whatever their topic, go to the one member that owns the campaign. kafka-go's own range balancer
+// does not guarantee that: it ranges over partitions in the order the metadata lists them, which
+// is not sorted (against kfake it gave one member partitions 0-1 of one topic and 1-2 of another).
 //
 // Dedupe: the window is per partition and starts empty on every assignment, because the replay
 // starts over too (ids remembered from before the assignment would make the replay skip events
@@ -74,7 +76,11 @@ type ReplayConfig struct {
 	// From is asked on each assignment where to start: each partition is read from the first
 	// offset whose timestamp is at or after From(). A partition with no such message (everything
 	// in it is older) is read from its end. A nil From, or a zero time, reads from the start.
-	// Message timestamps are the producer's (CreateTime): the Producer stamps the time it writes.
+	//
+	// Message timestamps are the producer's (CreateTime): the Producer stamps the time it writes,
+	// which is at or after the event's ts. So no event with ts >= From() is missed (up to clock
+	// skew between hosts: leave a margin), but events with an earlier ts can come (a margin's
+	// worth, and events spilled to disk and written late): the handler filters by Event.TS.
 	From func() time.Time
 
 	// DedupeWindow is how many event ids are remembered, shared out over the partitions of
@@ -227,12 +233,11 @@ func (r *Replayer) Run(ctx context.Context) error {
 		}
 	})
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:      r.cfg.Group,
-		Brokers: r.cfg.Brokers,
-		Dialer:  &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
-		Topics:  r.cfg.Topics,
-		// Range only: the same partition numbers of every topic to the same member.
-		GroupBalancers:        []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		ID:                    r.cfg.Group,
+		Brokers:               r.cfg.Brokers,
+		Dialer:                &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true},
+		Topics:                r.cfg.Topics,
+		GroupBalancers:        []kafka.GroupBalancer{replayBalancer{}},
 		HeartbeatInterval:     replayHeartbeat,
 		SessionTimeout:        replaySessionTimeout,
 		RebalanceTimeout:      replayRebalanceTimeout,
@@ -685,6 +690,41 @@ func topicPartitionCounts(ctx context.Context, cl *kafka.Client, topics []string
 		}
 	}
 	return counts, nil
+}
+
+// replayBalancer assigns each topic's partitions, sorted by number, in contiguous ranges to the
+// members sorted by id: with co-partitioned topics a member gets the same partition numbers of
+// each topic.
+type replayBalancer struct{}
+
+func (replayBalancer) ProtocolName() string      { return "rtb-copartitioned-range" }
+func (replayBalancer) UserData() ([]byte, error) { return nil, nil }
+
+func (replayBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	out := kafka.GroupMemberAssignments{}
+	byTopic := map[string][]string{} // topic → ids of the members that subscribe to it
+	for _, m := range members {
+		out[m.ID] = map[string][]int{}
+		for _, t := range m.Topics {
+			byTopic[t] = append(byTopic[t], m.ID)
+		}
+	}
+	parts := map[string][]int{}
+	for _, p := range partitions {
+		parts[p.Topic] = append(parts[p.Topic], p.ID)
+	}
+	for topic, ids := range byTopic {
+		slices.Sort(ids)
+		ps := parts[topic]
+		slices.Sort(ps)
+		for i, id := range ids {
+			lo, hi := i*len(ps)/len(ids), (i+1)*len(ps)/len(ids)
+			if hi > lo {
+				out[id][topic] = append([]int(nil), ps[lo:hi]...)
+			}
+		}
+	}
+	return out
 }
 
 // sleepCtx waits d; false if ctx ended first.

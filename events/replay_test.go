@@ -3,7 +3,9 @@ package events
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -210,6 +212,10 @@ func (h *rpHandler) Assigned(gen []Assignment) {
 			}
 			h.total = a.Total
 		}
+		// Co-partitioned topics: the same partition numbers of each, so a campaign has one owner.
+		if !slices.Equal(a.Partitions, gen[0].Partitions) || a.Total != gen[0].Total {
+			h.violations = append(h.violations, fmt.Sprintf("assignment %+v is not co-partitioned", gen))
+		}
 	}
 	clear(h.totals)
 	clear(h.ids)
@@ -232,10 +238,12 @@ func (h *rpHandler) Event(e *Event) error {
 	if p := PartitionOf(e.CampaignID, h.total); !h.owned[p] {
 		h.violations = append(h.violations, fmt.Sprintf("event %s of partition %d, not owned (%v)", e.ID, p, h.owned))
 	}
-	if e.TS.Before(h.last[e.CampaignID]) {
-		h.violations = append(h.violations, fmt.Sprintf("campaign %s: event %s at %s after one at %s", e.CampaignID, e.ID, e.TS, h.last[e.CampaignID]))
+	// Order is kept per partition, so per campaign within a topic (the test writes in time order).
+	stream := TopicOf(e.Type) + "/" + e.CampaignID
+	if e.TS.Before(h.last[stream]) {
+		h.violations = append(h.violations, fmt.Sprintf("%s: event %s at %s after one at %s", stream, e.ID, e.TS, h.last[stream]))
 	}
-	h.last[e.CampaignID] = e.TS
+	h.last[stream] = e.TS
 	if h.minTS.IsZero() || e.TS.Before(h.minTS) {
 		h.minTS = e.TS
 	}
@@ -591,9 +599,9 @@ func TestReplayRestartGivesSameTotals(t *testing.T) {
 	h2.check(t)
 }
 
-// Two members split the partitions (disjoint, together all) and each replays its own; when one
-// stops, the other is assigned everything, replays it, and ends with the totals of a member that
-// had it all along.
+// Two members split the partitions (disjoint, together all, the same numbers of both topics) and
+// each replays its own; when one stops, the other is assigned everything, replays it, and ends
+// with the totals of a member that had it all along.
 func TestReplaySplitAndTakeover(t *testing.T) {
 	t.Parallel()
 	b := startTestBroker(t, "")
@@ -601,11 +609,21 @@ func TestReplaySplitAndTakeover(t *testing.T) {
 	campaigns := rpCampaigns(t, 16)
 	from := rpDay().Add(4*time.Hour + 30*time.Second)
 	day := rpMakeDay(campaigns, 5*time.Minute, from)
+	// Impressions too, on their own topic: a campaign's events of both go to the same member.
+	for i, c := range campaigns {
+		for j := range 20 {
+			e := Event{V: Version, Type: Imp, ID: fmt.Sprintf("imp-%s-%d", c, j), TS: from.Add(time.Duration(j) * time.Minute),
+				CampaignID: c, Exchange: "x", PriceMicros: int64(10*i + j)}
+			day.unique[e.ID] = e
+			day.msgs = append(day.msgs, rpMsg(e))
+		}
+	}
 	rpProduce(t, brokers, day.msgs...)
-	cfg := ReplayConfig{Brokers: brokers, Group: "pacers", Topics: []string{TopicWins}, From: func() time.Time { return from }}
+	topics := []string{TopicWins, TopicImpressions}
+	cfg := ReplayConfig{Brokers: brokers, Group: "pacers", Topics: topics, From: func() time.Time { return from }}
 
 	// A member alone in its own group: the reference totals.
-	solo := rpStart(t, ReplayConfig{Brokers: brokers, Group: "solo", Topics: []string{TopicWins},
+	solo := rpStart(t, ReplayConfig{Brokers: brokers, Group: "solo", Topics: topics,
 		From: func() time.Time { return from }}, newRPHandler())
 	a := rpStart(t, cfg, newRPHandler())
 	rpCaughtUp(t, a, []int{0, 1, 2, 3}, "a to own everything")
@@ -822,4 +840,147 @@ func TestPartitionOfMatchesPlacement(t *testing.T) {
 	if seen != len(msgs) {
 		t.Errorf("read %d messages back, wrote %d", seen, len(msgs))
 	}
+}
+
+// The replay balancer gives each member the same partition numbers of every topic, whatever order
+// the metadata lists partitions in; together the members get every partition once.
+func TestReplayBalancerCoPartitions(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 5, 8, 9} {
+		var members []kafka.GroupMember
+		for i := range n {
+			members = append(members, kafka.GroupMember{ID: fmt.Sprintf("m-%d", (i*7)%n), Topics: []string{TopicWins, TopicImpressions}})
+		}
+		var parts []kafka.Partition
+		for _, p := range []int{5, 2, 7, 0, 3, 6, 1, 4} { // unsorted, as metadata may list them
+			parts = append(parts, kafka.Partition{Topic: TopicWins, ID: p}, kafka.Partition{Topic: TopicImpressions, ID: 7 - p})
+		}
+		got := replayBalancer{}.AssignGroups(members, parts)
+		owner := map[int]string{}
+		for id, topics := range got {
+			if !slices.Equal(topics[TopicWins], topics[TopicImpressions]) {
+				t.Errorf("%d members: %s has %v of %s and %v of %s", n, id, topics[TopicWins], TopicWins, topics[TopicImpressions], TopicImpressions)
+			}
+			for _, p := range topics[TopicWins] {
+				if o, ok := owner[p]; ok {
+					t.Errorf("%d members: partition %d to %s and %s", n, p, o, id)
+				}
+				owner[p] = id
+			}
+		}
+		if len(owner) != 8 {
+			t.Errorf("%d members: %d of 8 partitions assigned", n, len(owner))
+		}
+	}
+}
+
+// Through a broker restart (same address, same data dir) a replayer loses its generation, joins
+// again when the broker is back, replays, and ends with the right totals; a state reader resumes
+// its tail.
+func TestReplaySurvivesBrokerRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	// Not startTestBroker: this test closes the broker itself, and Broker.Close may run only once.
+	b, err := StartBroker(context.Background(), BrokerConfig{Addr: addr, DataDir: dir, Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var closeOnce sync.Once
+	t.Cleanup(func() { closeOnce.Do(b.Close) })
+	brokers := b.Addrs()
+	campaigns := rpCampaigns(t, 8)
+	from := rpDay().Add(2*time.Hour + 30*time.Second)
+	day := rpMakeDay(campaigns, 20*time.Minute, from)
+	rpProduce(t, brokers, day.msgs...)
+
+	x := rpStart(t, ReplayConfig{Brokers: brokers, Group: "pacer", Topics: []string{TopicWins}, From: func() time.Time { return from }}, newRPHandler())
+	rpCaughtUp(t, x, []int{0, 1, 2, 3}, "the replay before the restart")
+	state := newSTMap()
+	sr := stStart(t, brokers, TopicPacing, state)
+	stReady(t, sr, "the state reader")
+
+	closeOnce.Do(b.Close)
+	t0 := time.Now()
+	rpWaitFor(t, rpWait, "the replayer to lose its generation", func() bool { return !x.r.CaughtUp() })
+	t.Logf("generation lost %v after the broker stopped", time.Since(t0).Round(time.Millisecond))
+	b2, err := StartBroker(context.Background(), BrokerConfig{Addr: addr, DataDir: dir, Partitions: 4})
+	if err != nil {
+		t.Fatalf("restart broker on %s: %v", addr, err)
+	}
+	t.Cleanup(b2.Close)
+	t1 := time.Now()
+	e := rpBill("after-restart", campaigns[2], time.Now().UTC(), 4242)
+	day.unique[e.ID] = e
+	rpProduce(t, brokers, rpMsg(e))
+	want := day.want(from)
+	rpWaitFor(t, rpWait, "the replay after the restart", func() bool {
+		got, _, caught, _ := x.h.state()
+		return caught && maps.Equal(got, want)
+	})
+	t.Logf("replayed and caught up again %v after the broker was back", time.Since(t1).Round(time.Millisecond))
+
+	w := NewStateWriter(brokers, TopicPacing)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), rpWait)
+	defer cancel()
+	if err := w.Write(ctx, KV{"c-1", []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	rpWaitFor(t, rpWait, "the state reader to resume", func() bool {
+		got, _ := state.snapshot()
+		return string(got["c-1"]) == "after"
+	})
+	x.stop(t)
+	x.h.check(t)
+}
+
+// rpNop is a handler that only counts.
+type rpNop struct{ n atomic.Int64 }
+
+func (*rpNop) Assigned([]Assignment) {}
+func (h *rpNop) Event(*Event) error  { h.n.Add(1); return nil }
+func (*rpNop) Revoked()              {}
+
+// BenchmarkReplayCatchUp: how fast one member replays a backlog of 100k events (4 partitions,
+// dedupe on, no-op handler) on the embedded broker, from Run to CaughtUp, group join included.
+func BenchmarkReplayCatchUp(b *testing.B) {
+	br := startTestBroker(b, "")
+	const n = 100_000
+	day := rpDay()
+	msgs := make([]kafka.Message, 0, n)
+	for i := range n {
+		msgs = append(msgs, rpMsg(rpBill(fmt.Sprintf("0190f3c2-7d1e-7a4b-9c2d-%012d", i), "c-"+strconv.Itoa(i%64), day.Add(time.Duration(i)*time.Second/2), 1000)))
+	}
+	rpProduce(b, br.Addrs(), msgs...)
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		h := &rpNop{}
+		r, err := NewReplayer(ReplayConfig{Brokers: br.Addrs(), Group: "bench-" + strconv.Itoa(i), Topics: []string{TopicWins},
+			Logger: slog.New(slog.DiscardHandler)}, h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		t0 := time.Now()
+		go func() { done <- r.Run(ctx) }()
+		for !r.CaughtUp() {
+			if time.Since(t0) > 2*rpWait {
+				b.Fatal("not caught up")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		total += time.Since(t0)
+		if got := h.n.Load(); got != n {
+			b.Fatalf("%d events handled, want %d", got, n)
+		}
+		cancel()
+		<-done
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "events/s")
 }

@@ -57,7 +57,7 @@ const prodNumTopics = len(prodTopics)
 
 func prodTopicIndex(t Type) int {
 	switch t {
-	case Bid:
+	case Bid, Traffic:
 		return 0
 	case Win, Bill:
 		return 1

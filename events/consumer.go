@@ -133,24 +133,33 @@ const (
 	consumerDLQLogEvery      = time.Minute
 )
 
-// NewConsumer checks cfg and registers the consumer's metrics; Run does the work.
-func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
+// checkGroupMember checks what every group member (Consumer, Replayer) needs: a handler, a group id,
+// distinct topics and brokers.
+func checkGroupMember(kind string, nilHandler bool, group string, topics, brokers []string) error {
 	switch {
-	case h == nil:
-		return nil, errors.New("new consumer: nil handler")
-	case cfg.Group == "":
-		return nil, errors.New("new consumer: no group id")
-	case len(cfg.Topics) == 0:
-		return nil, fmt.Errorf("new consumer %s: no topics", cfg.Group)
-	case len(cfg.Brokers) == 0:
-		return nil, fmt.Errorf("new consumer %s: no brokers", cfg.Group)
+	case nilHandler:
+		return fmt.Errorf("new %s: nil handler", kind)
+	case group == "":
+		return fmt.Errorf("new %s: no group id", kind)
+	case len(topics) == 0:
+		return fmt.Errorf("new %s %s: no topics", kind, group)
+	case len(brokers) == 0:
+		return fmt.Errorf("new %s %s: no brokers", kind, group)
 	}
 	seen := map[string]bool{}
-	for _, t := range cfg.Topics {
+	for _, t := range topics {
 		if t == "" || seen[t] {
-			return nil, fmt.Errorf("new consumer %s: empty or repeated topic %q", cfg.Group, t)
+			return fmt.Errorf("new %s %s: empty or repeated topic %q", kind, group, t)
 		}
 		seen[t] = true
+	}
+	return nil
+}
+
+// NewConsumer checks cfg and registers the consumer's metrics; Run does the work.
+func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
+	if err := checkGroupMember("consumer", h == nil, cfg.Group, cfg.Topics, cfg.Brokers); err != nil {
+		return nil, err
 	}
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = 1 << 20

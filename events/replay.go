@@ -158,22 +158,8 @@ const (
 
 // NewReplayer checks cfg and registers the replayer's metrics; Run does the work.
 func NewReplayer(cfg ReplayConfig, h ReplayHandler) (*Replayer, error) {
-	switch {
-	case h == nil:
-		return nil, errors.New("new replayer: nil handler")
-	case cfg.Group == "":
-		return nil, errors.New("new replayer: no group id")
-	case len(cfg.Topics) == 0:
-		return nil, fmt.Errorf("new replayer %s: no topics", cfg.Group)
-	case len(cfg.Brokers) == 0:
-		return nil, fmt.Errorf("new replayer %s: no brokers", cfg.Group)
-	}
-	seen := map[string]bool{}
-	for _, t := range cfg.Topics {
-		if t == "" || seen[t] {
-			return nil, fmt.Errorf("new replayer %s: empty or repeated topic %q", cfg.Group, t)
-		}
-		seen[t] = true
+	if err := checkGroupMember("replayer", h == nil, cfg.Group, cfg.Topics, cfg.Brokers); err != nil {
+		return nil, err
 	}
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = 1 << 20

@@ -39,6 +39,8 @@ type Service struct {
 	log       *slog.Logger
 	billOnWin map[string]bool
 
+	ccfg Config // the controller's configuration, defaults filled in (s.ctrl is replaced under mu)
+
 	mu       sync.Mutex
 	ctrl     *Controller
 	budgets  []Budget
@@ -47,7 +49,7 @@ type Service struct {
 	total    int  // partitions of the event topics
 	live     bool // assigned and caught up: states may be published
 	snapshot map[string]State
-	carry    map[string]int64 // CPM micros not yet booked (spend is booked in whole micros)
+	carry    map[string]*dayCarry // CPM micros not yet booked (spend is booked in whole micros)
 
 	writer *events.StateWriter
 }
@@ -67,17 +69,18 @@ func NewService(cfg ServiceConfig, set *campaigns.Set) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "pacer"), billOnWin: map[string]bool{},
-		snapshot: map[string]State{}, carry: map[string]int64{}, owned: map[string]*time.Location{}, parts: map[int]bool{}}
+		snapshot: map[string]State{}, carry: map[string]*dayCarry{}, owned: map[string]*time.Location{}, parts: map[int]bool{}}
 	for _, x := range cfg.BillOnWin {
 		s.billOnWin[x] = true
 	}
 	s.ctrl = NewController(cfg.Controller)
+	s.ccfg = s.ctrl.Config()
 	s.SetCampaigns(set)
 	return s, nil
 }
 
 // Controller returns the controller's configuration with its defaults filled in.
-func (s *Service) Controller() Config { return s.ctrl.Config() }
+func (s *Service) Controller() Config { return s.ccfg }
 
 // SetCampaigns applies a campaign reload: budgets edited mid-day, campaigns added and removed.
 func (s *Service) SetCampaigns(set *campaigns.Set) {
@@ -155,7 +158,7 @@ func (s *Service) Run(ctx context.Context) error {
 	replayDone := make(chan error, 1)
 	go func() { replayDone <- rp.Run(ctx) }()
 
-	t := time.NewTicker(s.ctrl.Config().Interval)
+	t := time.NewTicker(s.ccfg.Interval)
 	defer t.Stop()
 	var states []State
 	for {
@@ -174,7 +177,8 @@ func (s *Service) Run(ctx context.Context) error {
 		for i, st := range states {
 			kvs[i] = events.KV{Key: st.CampaignID, Value: EncodeState(st)}
 		}
-		wctx, cancel := context.WithTimeout(ctx, s.ctrl.Config().Interval)
+		// A slow write delays the next step rather than losing this one: states must not go stale.
+		wctx, cancel := context.WithTimeout(ctx, max(s.ccfg.Interval, time.Second))
 		if err := s.writer.Write(wctx, kvs...); err != nil && ctx.Err() == nil {
 			s.log.Warn("pacing states not published; bidders keep the previous ones until they go stale", "error", err)
 		}
@@ -210,7 +214,7 @@ func (s *Service) replayFrom() time.Time {
 			from = start
 		}
 	}
-	return from.Add(-s.ctrl.Config().NoticeDelay)
+	return from.Add(-s.ccfg.NoticeDelay)
 }
 
 // Assigned implements events.ReplayHandler: a new controller for the campaigns of the partitions
@@ -233,7 +237,7 @@ func (s *Service) Assigned(gen []events.Assignment) {
 	owned := s.ownedBudgets()
 	s.ctrl.SetBudgets(owned, now)
 	s.owned = map[string]*time.Location{}
-	s.carry = map[string]int64{}
+	s.carry = map[string]*dayCarry{}
 	for _, b := range owned {
 		s.owned[b.CampaignID] = b.Location
 		snap, ok := s.snapshot[b.CampaignID]
@@ -288,17 +292,54 @@ func (s *Service) Event(e *events.Event) error {
 	default:
 		return nil
 	}
-	if start, _ := s.ctrl.DayOf(s.cfg.Now(), loc); e.TS.Before(start) {
-		// Spend of an earlier day is in the snapshot's lifetime total already.
+	if start, _ := s.ctrl.DayOf(s.cfg.Now(), loc); e.TS.Before(start) && !s.live {
+		// Replaying: spend of an earlier day is in the snapshot's lifetime total already. Once live,
+		// a late notice of the day before (23:59:59 arriving after midnight) is new: the controller
+		// books it to that day, or only to the lifetime total if it has rolled over already.
 		return nil
 	}
 	// Prices are CPM: one impression costs a thousandth. The remainder is carried so that spend is
-	// exact over many impressions rather than rounded once per impression.
-	c := s.carry[e.CampaignID] + e.PriceMicros
-	micros := c / 1000
-	s.carry[e.CampaignID] = c % 1000
-	if micros != 0 {
+	// exact over many impressions rather than rounded once per impression; per day, so that a
+	// replay of today books exactly what an uninterrupted pacer booked to it.
+	dc := s.carry[e.CampaignID]
+	if dc == nil {
+		dc = &dayCarry{}
+		s.carry[e.CampaignID] = dc
+	}
+	day, _ := s.ctrl.DayOf(e.TS, loc)
+	if micros := dc.book(day.UnixNano(), e.PriceMicros); micros != 0 {
 		s.ctrl.Spend(e.CampaignID, micros, e.TS)
 	}
 	return nil
+}
+
+// dayCarry is one campaign's CPM remainders of its two latest days (today, and yesterday for its
+// late notices).
+type dayCarry struct {
+	day [2]int64 // day starts, unix nanoseconds, newest first
+	rem [2]int64
+}
+
+// book adds cpm micros to day's remainder and returns the whole micros to book.
+func (c *dayCarry) book(day, cpm int64) int64 {
+	i := -1
+	switch {
+	case day == c.day[0]:
+		i = 0
+	case day == c.day[1]:
+		i = 1
+	case day > c.day[0]:
+		c.day[1], c.rem[1] = c.day[0], c.rem[0]
+		c.day[0], c.rem[0] = day, 0
+		i = 0
+	case day > c.day[1]:
+		c.day[1], c.rem[1] = day, 0
+		i = 1
+	}
+	if i < 0 {
+		return cpm / 1000 // older than both days: rounded on its own
+	}
+	v := c.rem[i] + cpm
+	c.rem[i] = v % 1000
+	return v / 1000
 }

@@ -10,6 +10,7 @@ package bidder
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -214,12 +215,8 @@ func (b *Bidder) Handler() fasthttp.RequestHandler {
 // ErrorHandler answers requests fasthttp refuses before the handler runs (above all bodies over
 // the size limit) with a one-line reason, and counts them.
 func (b *Bidder) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
-	var tooLarge bool
-	if err == fasthttp.ErrBodyTooLarge {
-		tooLarge = true
-	}
 	b.m.outcome[outcomeInvalid].Inc()
-	if tooLarge {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		b.m.reason[reasonTooLarge].Inc()
 		ctx.Error(fmt.Sprintf("body over the %d-byte limit\n", b.cfg.MaxBodyBytes), fasthttp.StatusRequestEntityTooLarge)
 		return

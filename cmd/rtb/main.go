@@ -21,6 +21,7 @@ Usage:
   rtb bidder --kafka B  the bidder alone, against a Kafka cluster
   rtb pacer --kafka B   a budget pacer alone, against a Kafka cluster
   rtb broker [flags]    run the embedded Kafka-compatible broker alone (development, tests)
+  rtb loadgen [flags]   send open-loop OpenRTB load to a bidder and report latency (no coordinated omission)
   rtb help [command]    show this text, or a command's flags
 
 Every flag also reads an RTB_* environment variable (--notice-key -> RTB_NOTICE_KEY).
@@ -47,6 +48,8 @@ func run(args []string) int {
 		err = bidderCmd(rest)
 	case "pacer":
 		err = pacerCmd(rest)
+	case "loadgen":
+		err = loadgen(rest)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "--help"})

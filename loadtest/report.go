@@ -42,26 +42,27 @@ type Outcomes struct {
 
 // Report is the result of a run; the JSON form is what --out writes.
 type Report struct {
-	Target         string    `json:"target"`
-	Seed           uint64    `json:"seed"`
-	Connections    int       `json:"connections"`
-	Schedule       string    `json:"schedule"`
-	TargetRate     float64   `json:"target_rate"` // requests scheduled per second of the run
-	AchievedRate   float64   `json:"achieved_rate"`
-	Scheduled      int64     `json:"scheduled"`
-	Sent           int64     `json:"sent"`      // requests that went out (all but late)
-	Completed      int64     `json:"completed"` // requests with an HTTP answer
-	ElapsedSeconds float64   `json:"elapsed_s"`
-	LateAfterMS    int64     `json:"late_after_ms"` // a request not started within this of its time is late
-	Interrupted    bool      `json:"interrupted,omitempty"`
-	Latency        Latency   `json:"latency"`  // from intended send time, every outcome (late: their wait, a lower bound)
-	SendLag        Latency   `json:"send_lag"` // intended send time to actual send: the generator's own delay
-	Outcomes       Outcomes  `json:"outcomes"`
-	BidRate        float64   `json:"bid_rate"` // 200s over all scheduled requests
-	GeneratorCPU   float64   `json:"generator_cpu_cores"`
-	SLOP99US       int64     `json:"slo_p99_us,omitempty"`
-	SLOMet         *bool     `json:"slo_met,omitempty"`
-	Time           time.Time `json:"time"`
+	Target         string        `json:"target"`
+	Seed           uint64        `json:"seed"`
+	Connections    int           `json:"connections"`
+	Schedule       string        `json:"schedule"`
+	TargetRate     float64       `json:"target_rate"` // requests scheduled per second of the run
+	AchievedRate   float64       `json:"achieved_rate"`
+	Scheduled      int64         `json:"scheduled"`
+	Sent           int64         `json:"sent"`      // requests that went out (all but late)
+	Completed      int64         `json:"completed"` // requests with an HTTP answer
+	ElapsedSeconds float64       `json:"elapsed_s"`
+	LateAfterMS    int64         `json:"late_after_ms"` // a request not started within this of its time is late
+	Interrupted    bool          `json:"interrupted,omitempty"`
+	Latency        Latency       `json:"latency"`  // from intended send time, every outcome (late: their wait, a lower bound)
+	SendLag        Latency       `json:"send_lag"` // intended send time to actual send: the generator's own delay
+	Outcomes       Outcomes      `json:"outcomes"`
+	BidRate        float64       `json:"bid_rate"` // 200s over all scheduled requests
+	GeneratorCPU   float64       `json:"generator_cpu_cores"`
+	SLOP99US       int64         `json:"slo_p99_us,omitempty"`
+	SLOMet         *bool         `json:"slo_met,omitempty"`
+	Time           time.Time     `json:"time"`
+	Market         *MarketReport `json:"market,omitempty"`
 }
 
 func (r *recorder) report(cfg *Config, scheduled int64, elapsed, cpu time.Duration, interrupted bool) *Report {
@@ -198,5 +199,8 @@ func (r *Report) WriteText(w io.Writer) {
 			verdict = "EXCEEDED"
 		}
 		fmt.Fprintf(w, "slo         p99 %s against %s: %s\n", us(l.P99), us(r.SLOP99US), verdict)
+	}
+	if r.Market != nil {
+		r.Market.writeText(w)
 	}
 }

@@ -47,6 +47,7 @@ type Config struct {
 	Seed         uint64        // the body pool is a function of the seed
 	PoolSize     int           // bodies pre-generated (default 10,000)
 	Progress     io.Writer     // a line per second, or nil
+	Market       *MarketConfig // if set, act as a first-price exchange and send notices (see market.go)
 }
 
 func (c *Config) defaults() error {
@@ -191,6 +192,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer client.CloseIdleConnections()
 
+	var mk *market
+	if cfg.Market != nil {
+		if mk, err = newMarket(*cfg.Market, bodies, cfg.Timeout); err != nil {
+			return nil, err
+		}
+	}
 	rec := &recorder{all: newHist(), second: newHist(), lag: newHist()}
 	nonce := uint32(time.Now().UnixNano()) ^ uint32(cfg.Seed)
 	// Deep enough for LateAfter at the highest rate, so the scheduler never blocks on it.
@@ -228,7 +235,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					rec.record(outLate, lag, 0, nil)
 					continue
 				}
-				b := &bodies[j.seq%uint64(len(bodies))]
+				bi := int(j.seq % uint64(len(bodies)))
+				b := &bodies[bi]
 				req.SetBody(b.JSON)
 				PatchID(req.Body(), b.IDAt, nonce, j.seq)
 				req.Header.Set("X-Openrtb-Version", b.Version)
@@ -236,6 +244,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				lat := time.Since(intended)
 				o := classify(err, resp.StatusCode())
 				rec.record(o, lat, lag, err)
+				if o == outBid && mk != nil {
+					mk.onBid(bi, resp.Body())
+				}
 			}
 		}()
 	}
@@ -305,10 +316,18 @@ sched:
 	if cancelled {
 		elapsed = min(elapsed, next)
 	}
+	if mk != nil {
+		// Notices still scheduled go out (the last wins' delays run past the schedule).
+		mk.finish(cfg.Market.NoticeDelay + 2*cfg.Timeout + 5*time.Second)
+	}
 	close(stop)
 	<-progDone
 	cpu := cpuTime() - cpu0
-	return rec.report(&cfg, scheduled.Load(), elapsed, cpu, cancelled), nil
+	rep := rec.report(&cfg, scheduled.Load(), elapsed, cpu, cancelled)
+	if mk != nil {
+		rep.Market = mk.report()
+	}
+	return rep, nil
 }
 
 func classify(err error, status int) outcome {

@@ -36,6 +36,8 @@ func loadgen(args []string) error {
 	var steps, out string
 	var seed uint64
 	var market bool
+	var mu, sigma, ctr string
+	mcfg := loadtest.DefaultMarket()
 	var slo time.Duration
 	fs.StringVar(&cfg.Target, "target", "http://localhost:8080/openrtb2/bid", "bid endpoint to POST requests to")
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "requests per second (the start rate of a --ramp-to ramp)")
@@ -49,7 +51,13 @@ func loadgen(args []string) error {
 	fs.IntVar(&cfg.PoolSize, "pool", 10000, "number of distinct request bodies pre-generated")
 	fs.DurationVar(&slo, "slo-p99", 0, "exit with status 3 when the overall p99 latency exceeds this (e.g. 1ms)")
 	fs.StringVar(&out, "out", "", "also write the final report as JSON to this file")
-	fs.BoolVar(&market, "market", false, "exchange/market simulator mode (not yet available)")
+	fs.BoolVar(&market, "market", false, "act as a first-price exchange: decide each bid against a drawn competing bid and send win/bill/imp/click or loss notices")
+	fs.StringVar(&mu, "market-mu", "0.405", "--market: mu of the log-normal highest competing CPM (median e^mu), DEFAULT[,SEGMENT=VALUE…], segments like banner-300x250, video, native")
+	fs.StringVar(&sigma, "market-sigma", "0.6", "--market: sigma of that log-normal, DEFAULT[,SEGMENT=VALUE…]")
+	fs.StringVar(&ctr, "ctr", "0.002", "--market: true click-through rate, DEFAULT[,CAMPAIGN_ID=VALUE…]")
+	fs.DurationVar(&mcfg.NoticeDelay, "notice-delay", mcfg.NoticeDelay, "--market: notices go out after a random delay up to this")
+	fs.Float64Var(&mcfg.NoticeDup, "notice-dup", mcfg.NoticeDup, "--market: share of notices sent twice, as exchanges retry")
+	fs.IntVar(&mcfg.Workers, "notice-workers", 64, "--market: concurrent notice senders")
 	if err := parseFlags(fs, args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -57,12 +65,23 @@ func loadgen(args []string) error {
 		exit(2)
 		return err
 	}
-	if market {
-		fmt.Fprintln(os.Stderr, "rtb loadgen: --market (the exchange/market simulator) is not yet available; run without it for plain load")
-		exit(2)
-		return nil
-	}
 	cfg.Seed = seed
+	if market {
+		for _, p := range []struct {
+			name, val string
+			dst       *loadtest.Param
+		}{{"market-mu", mu, &mcfg.Mu}, {"market-sigma", sigma, &mcfg.Sigma}, {"ctr", ctr, &mcfg.CTR}} {
+			v, err := loadtest.ParseParam(p.val)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "rtb loadgen: --%s: %v\n", p.name, err)
+				exit(2)
+				return nil
+			}
+			*p.dst = v
+		}
+		mcfg.Seed = seed
+		cfg.Market = &mcfg
+	}
 	if steps != "" {
 		for _, s := range strings.Split(steps, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)

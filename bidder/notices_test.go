@@ -45,7 +45,7 @@ type bidURLs struct {
 }
 
 // bidOn posts body and returns the notice URLs of its first bid, as the exchange and browser see them.
-func bidOn(t *testing.T, b *Bidder, body []byte, uri string) bidURLs {
+func bidOn(t testing.TB, b *Bidder, body []byte, uri string) bidURLs {
 	t.Helper()
 	r := do(b, "POST", uri, body)
 	if r.status != 200 {
@@ -80,7 +80,7 @@ func bidOn(t *testing.T, b *Bidder, body []byte, uri string) bidURLs {
 }
 
 // path turns a notice URL into the request URI the bidder serves, with the macros substituted.
-func path(t *testing.T, raw string, macros map[string]string) string {
+func path(t testing.TB, raw string, macros map[string]string) string {
 	t.Helper()
 	for k, v := range macros {
 		raw = strings.ReplaceAll(raw, "${"+k+"}", v)

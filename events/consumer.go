@@ -106,8 +106,7 @@ type Consumer struct {
 	runFrom    map[topicPartition]int64         // ids from here to next are in the window (or were)
 	commitBuf  []kafka.Message
 	lastCommit time.Time
-	lastDLQLog time.Time
-	dlqQuiet   int // dead letters not logged since lastDLQLog
+	dlqLog     deadLetterLog
 
 	partitions atomic.Int64 // partitions across Topics, as last seen by the lag loop
 
@@ -385,7 +384,7 @@ func (c *Consumer) deadLetter(ctx, hctx context.Context, m kafka.Message, cause 
 		cancel()
 		if err == nil {
 			c.dlqOut.ok()
-			c.logDeadLetter(m, cause)
+			c.dlqLog.log(c.log, m, cause)
 			return true
 		}
 		c.dlqOut.fail(err, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
@@ -393,19 +392,6 @@ func (c *Consumer) deadLetter(ctx, hctx context.Context, m kafka.Message, cause 
 			return false
 		}
 	}
-}
-
-// logDeadLetter logs dead letters, at most one line per consumerDLQLogEvery, so a producer gone
-// wrong does not turn into a line per message.
-func (c *Consumer) logDeadLetter(m kafka.Message, cause error) {
-	now := time.Now()
-	if !c.lastDLQLog.IsZero() && now.Sub(c.lastDLQLog) < consumerDLQLogEvery {
-		c.dlqQuiet++
-		return
-	}
-	c.log.Warn("message moved to the dead-letter topic", "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "err", cause, "dlq", TopicDLQ, "more_since_last_line", c.dlqQuiet)
-	c.lastDLQLog, c.dlqQuiet = now, 0
 }
 
 // pause waits d, committing pending offsets if they are due (a handler being retried must not hold

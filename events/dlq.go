@@ -1,6 +1,7 @@
 package events
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -62,4 +63,22 @@ func newDLQWriter(brokers []string, transport kafka.RoundTripper) *kafka.Writer 
 		ReadTimeout:  10 * time.Second,
 		Transport:    transport,
 	}
+}
+
+// deadLetterLog logs dead letters at most one line per consumerDLQLogEvery, so a producer gone wrong
+// does not turn into a line per message. Not safe for concurrent use: each reader owns one.
+type deadLetterLog struct {
+	last  time.Time
+	quiet int // dead letters not logged since last
+}
+
+func (d *deadLetterLog) log(log *slog.Logger, m kafka.Message, cause error) {
+	now := time.Now()
+	if !d.last.IsZero() && now.Sub(d.last) < consumerDLQLogEvery {
+		d.quiet++
+		return
+	}
+	log.Warn("message moved to the dead-letter topic", "topic", m.Topic, "partition", m.Partition,
+		"offset", m.Offset, "err", cause, "dlq", TopicDLQ, "more_since_last_line", d.quiet)
+	d.last, d.quiet = now, 0
 }

@@ -135,11 +135,10 @@ type Replayer struct {
 	caught   atomic.Bool
 
 	// Run's state, used by one goroutine at a time (Run's, then each generation's in turn).
-	client     *kafka.Client
-	dlq        *kafka.Writer
-	dlqDone    map[topicPartition]int64 // per partition, the highest offset this process dead-lettered
-	lastDLQLog time.Time
-	dlqQuiet   int
+	client  *kafka.Client
+	dlq     *kafka.Writer
+	dlqDone map[topicPartition]int64 // per partition, the highest offset this process dead-lettered
+	dlqLog  deadLetterLog
 
 	joinOut, planOut, handlerOut, dlqOut consumerOutage
 }
@@ -593,7 +592,7 @@ func (r *Replayer) deadLetter(gctx context.Context, p *replayPart, it *replayIte
 			r.dlqOut.ok()
 			r.dlqDone[p.tp] = m.Offset
 			p.tm.deadLettered.Inc()
-			r.logDeadLetter(m, it.err)
+			r.dlqLog.log(r.log, m, it.err)
 			return true
 		}
 		if gctx.Err() != nil {
@@ -604,18 +603,6 @@ func (r *Replayer) deadLetter(gctx context.Context, p *replayPart, it *replayIte
 			return false
 		}
 	}
-}
-
-// logDeadLetter logs dead letters, at most one line per consumerDLQLogEvery.
-func (r *Replayer) logDeadLetter(m kafka.Message, cause error) {
-	now := time.Now()
-	if !r.lastDLQLog.IsZero() && now.Sub(r.lastDLQLog) < consumerDLQLogEvery {
-		r.dlqQuiet++
-		return
-	}
-	r.log.Warn("message moved to the dead-letter topic", "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "err", cause, "dlq", TopicDLQ, "more_since_last_line", r.dlqQuiet)
-	r.lastDLQLog, r.dlqQuiet = now, 0
 }
 
 func (r *Replayer) setLag(topic string, ps []*replayPart) {

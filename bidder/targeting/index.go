@@ -28,14 +28,13 @@ type Entry struct {
 	Bound     int64 // the most this campaign can bid, micros CPM
 	DealOnly  bool
 	Creatives []Creative
-	Cats      []string // campaign categories, used when a creative has none of its own
 }
 
 // Creative is a compiled creative.
 type Creative struct {
 	*campaign.Creative
 	Kind Kind
-	Cats []string
+	Cats []string // the creative's categories, else its campaign's: what bcat is checked against
 }
 
 // Kind is the media kind of a creative or an imp's media object.
@@ -135,18 +134,14 @@ func Build(set *campaign.Set, now time.Time) (*Index, error) {
 		if c.Status == "paused" || (c.End != nil && !now.Before(*c.End)) {
 			continue
 		}
-		e := Entry{Campaign: c, Bound: bound(c), DealOnly: len(c.Targeting.Deals) > 0, Cats: c.Categories}
+		e := Entry{Campaign: c, Bound: bound(c), DealOnly: len(c.Targeting.Deals) > 0}
 		for i := range c.Creatives {
 			cr := &c.Creatives[i]
 			k, err := kindOf(cr.Type)
 			if err != nil {
 				return nil, fmt.Errorf("campaign %q creative %q: %w", c.ID, cr.ID, err)
 			}
-			cats := cr.Categories
-			if len(cats) == 0 {
-				cats = c.Categories
-			}
-			e.Creatives = append(e.Creatives, Creative{Creative: cr, Kind: k, Cats: cats})
+			e.Creatives = append(e.Creatives, Creative{Creative: cr, Kind: k, Cats: c.CreativeCategories(cr)})
 		}
 		entries = append(entries, e)
 	}

@@ -15,29 +15,30 @@ type Offer struct {
 	DealID   string // set for a deal offer
 }
 
-// Shader picks a first-price bid for a value. Implementations must be safe for concurrent use and
+// Shader picks a first-price bid for a value in one segment of inventory: exchange, and segment as
+// "FORMAT|INVENTORY" (see events.Event.Segment). Implementations must be safe for concurrent use and
 // must not allocate: they run on the bid path. The bid-shading models implement it.
 type Shader interface {
-	Shade(value, floor int64) int64
+	Shade(exchange, segment string, value, floor int64) int64
 }
 
 // NoShading bids the full value: the safe default until a model has learned the market.
 type NoShading struct{}
 
 // Shade implements Shader.
-func (NoShading) Shade(value, _ int64) int64 { return value }
+func (NoShading) Shade(_, _ string, value, _ int64) int64 { return value }
 
 // Price turns a value into a bid. Second-price auctions are bid truthfully (the exchange charges the
 // second price); first-price auctions go through the shader. The bid never exceeds the value and
 // never falls below the floor; ok is false when the value does not clear the floor.
-func Price(s Shader, firstPrice bool, value, floor int64) (bid int64, ok bool) {
+func Price(s Shader, exchange, segment string, firstPrice bool, value, floor int64) (bid int64, ok bool) {
 	if value <= 0 || value < floor {
 		return 0, false
 	}
 	if !firstPrice || s == nil {
 		return value, true
 	}
-	bid = s.Shade(value, floor)
+	bid = s.Shade(exchange, segment, value, floor)
 	return min(max(bid, floor), value), true
 }
 

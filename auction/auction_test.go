@@ -8,12 +8,12 @@ import (
 // fixedShader returns the same bid whatever it is asked: it stands for a broken model.
 type fixedShader int64
 
-func (s fixedShader) Shade(int64, int64) int64 { return int64(s) }
+func (s fixedShader) Shade(string, string, int64, int64) int64 { return int64(s) }
 
 // fracShader bids num/den of the value, like a learned shading model would.
 type fracShader struct{ num, den int64 }
 
-func (s fracShader) Shade(value, _ int64) int64 { return value * s.num / s.den }
+func (s fracShader) Shade(_, _ string, value, _ int64) int64 { return value * s.num / s.den }
 
 func TestPrice(t *testing.T) {
 	tests := []struct {
@@ -44,7 +44,7 @@ func TestPrice(t *testing.T) {
 		{"no floor", nil, false, 1, 0, 1, true},
 	}
 	for _, tt := range tests {
-		bid, ok := Price(tt.s, tt.firstPrice, tt.value, tt.floor)
+		bid, ok := Price(tt.s, "x", "banner-300x250|site", tt.firstPrice, tt.value, tt.floor)
 		if bid != tt.bid || ok != tt.ok {
 			t.Errorf("%s: Price(%v, %v, %d, %d) = %d, %v; want %d, %v",
 				tt.name, tt.s, tt.firstPrice, tt.value, tt.floor, bid, ok, tt.bid, tt.ok)
@@ -60,7 +60,7 @@ func TestPriceClampsAnyShader(t *testing.T) {
 	garbage := []int64{math.MinInt64, -1_000_000, -1, 0, 1, 499_999, 500_000, 1_234_567, 2_000_000, 2_000_001, math.MaxInt64}
 	for _, g := range garbage {
 		for _, floor := range []int64{-5, 0, 1, 500_000, 2_000_000} {
-			bid, ok := Price(fixedShader(g), true, 2_000_000, floor)
+			bid, ok := Price(fixedShader(g), "x", "banner-300x250|site", true, 2_000_000, floor)
 			if !ok {
 				t.Fatalf("shader %d, floor %d: not ok", g, floor)
 			}
@@ -157,7 +157,7 @@ func TestPhase(t *testing.T) {
 			break
 		}
 		visited++
-		if bid, ok := Price(nil, false, c.value, 1_500); ok {
+		if bid, ok := Price(nil, "x", "banner-300x250|site", false, c.value, 1_500); ok {
 			b.Consider(Offer{Rank: r, Value: c.value, Price: bid})
 		}
 	}
@@ -201,9 +201,9 @@ func TestZeroAllocs(t *testing.T) {
 	var sink int64
 	var blocked bool
 	tests := map[string]func(){
-		"Price first":     func() { b, _ := Price(s, true, 2_000_000, 500_000); sink += b },
-		"Price second":    func() { b, _ := Price(s, false, 2_000_000, 500_000); sink += b },
-		"Price NoShading": func() { b, _ := Price(NoShading{}, true, 2_000_000, 500_000); sink += b },
+		"Price first":     func() { b, _ := Price(s, "x", "banner-300x250|site", true, 2_000_000, 500_000); sink += b },
+		"Price second":    func() { b, _ := Price(s, "x", "banner-300x250|site", false, 2_000_000, 500_000); sink += b },
+		"Price NoShading": func() { b, _ := Price(NoShading{}, "x", "banner-300x250|site", true, 2_000_000, 500_000); sink += b },
 		"FloorMicros USD": func() { m, _ := FloorMicros(1.25, "USD"); sink += m },
 		"FloorMicros EUR": func() { m, _ := FloorMicros(1.25, "EUR"); sink += m },
 		"FloorMicros unknown": func() {

@@ -39,7 +39,7 @@ func BenchmarkAuctionImp(b *testing.B) {
 			if !open.Beatable(c.bound) {
 				break
 			}
-			bid, ok := Price(s, true, c.value, floor)
+			bid, ok := Price(s, "x", "banner-300x250|site", true, c.value, floor)
 			if !ok {
 				continue
 			}
@@ -58,7 +58,7 @@ func BenchmarkAuctionImpAll(b *testing.B) {
 		floor, _ := FloorMicros(1.25, "EUR")
 		var open Best
 		for _, c := range cands {
-			if bid, ok := Price(s, true, c.value, floor); ok {
+			if bid, ok := Price(s, "x", "banner-300x250|site", true, c.value, floor); ok {
 				open.Consider(Offer{Rank: c.rank, Value: c.value, Price: bid})
 			}
 		}

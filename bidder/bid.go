@@ -15,6 +15,7 @@ import (
 	"rtb/bidder/openrtb"
 	"rtb/bidder/targeting"
 	"rtb/events"
+	"rtb/features"
 )
 
 // pricing carries what the auction of one imp phase needs to price an offer.
@@ -53,13 +54,10 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 	}
 
 	s.segs = s.segs[:0]
+	s.user = features.UserKey(userID(req))
 	var pubCTR float64
 	if f := b.cfg.Features; f != nil {
-		uid := req.User.BuyerUID
-		if uid == "" {
-			uid = req.User.ID
-		}
-		if u, ok := f.User(uid); ok {
+		if u, ok := f.User(userID(req)); ok {
 			s.segs = append(s.segs, u.Segments...)
 		}
 		if p, ok := f.Publisher(publisherID(req)); ok {
@@ -68,9 +66,17 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 	}
 	e.index.Prepare(&s.q, req, s.segs)
 
-	exchange := "default"
+	s.exchange = "default"
 	if x := ctx.QueryArgs().Peek("exchange"); len(x) > 0 && len(x) <= 32 {
-		exchange = b2s(x)
+		s.exchange = b2s(x)
+	}
+	exchange := s.exchange
+	s.inv = invSite
+	switch {
+	case req.App != nil:
+		s.inv = invApp
+	case req.DOOH != nil:
+		s.inv = invDOOH
 	}
 
 	bids := 0
@@ -178,7 +184,7 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 		if p.fixed {
 			bid, ok = floor, value >= floor && floor > 0
 		} else {
-			bid, ok = auction.Price(b.cfg.Shader, p.firstPrice, value, floor)
+			bid, ok = auction.Price(b.cfg.Shader, s.exchange, e.ranks[r].segments[cr][s.inv], p.firstPrice, value, floor)
 		}
 		if !ok {
 			continue
@@ -363,7 +369,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 	mark = len(a)
 	a = b.cfg.Signer.Append(a, &notice.Claims{
 		RequestID: s.req.ID, ImpID: imp.ID, CampaignID: c.ID, CreativeID: cr.ID, Exchange: exchange,
-		Currency: cur, DealID: o.DealID, BidMicros: price, Time: now,
+		Currency: cur, DealID: o.DealID, BidMicros: price, Time: now, Segment: rd.segments[o.Creative][s.inv], User: s.user,
 	})
 	token := str(a, mark)
 
@@ -412,7 +418,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 		s.event = events.Event{
 			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,
 			CampaignID: c.ID, CreativeID: cr.ID, DealID: o.DealID, Exchange: exchange,
-			BidMicros: o.Price, PriceMicros: o.Price,
+			BidMicros: o.Price, PriceMicros: o.Price, Segment: rd.segments[o.Creative][s.inv], User: userHex(&s.userHex, s.user),
 		}
 		b.cfg.Events.Publish(&s.event)
 	}
@@ -513,6 +519,26 @@ func (s *scratch) appendNative(dst []byte, ad *campaign.Native, click, imp strin
 		dst = append(dst, '}')
 	}
 	return dst
+}
+
+// userID is the exchange's id of the user: buyeruid (ours, if we sync) before the exchange's id.
+func userID(req *openrtb.BidRequest) string {
+	if req.User.BuyerUID != "" {
+		return req.User.BuyerUID
+	}
+	return req.User.ID
+}
+
+// userHex writes k as the 16 hex digits events carry into buf ("" for no user).
+func userHex(buf *[16]byte, k uint64) string {
+	if k == 0 {
+		return ""
+	}
+	for i := 15; i >= 0; i-- {
+		buf[i] = "0123456789abcdef"[k&0xf]
+		k >>= 4
+	}
+	return unsafe.String(&buf[0], 16)
 }
 
 func publisherID(req *openrtb.BidRequest) string {

@@ -179,6 +179,10 @@ type scratch struct {
 	native   openrtb.NativeRequest
 	nativeOK int8 // 0 not parsed for this imp, 1 parsed, -1 unparseable
 	event    events.Event
+	exchange string   // of the request being served (aliases the query)
+	inv      int      // invSite, invApp or invDOOH
+	user     uint64   // features.UserKey of the request's user, 0 for none
+	userHex  [16]byte // user as events carry it
 }
 
 // Handler returns the fasthttp handler of the exchange port.

@@ -27,6 +27,35 @@ type rankData struct {
 	adomain   []string
 	bids      prometheus.Counter
 	creatives []template // by creative index
+	// segments[creative][inventory] is the bid's segment, "FORMAT|INVENTORY", built once here so
+	// that the bid path never concatenates.
+	segments [][numInventories]string
+}
+
+// Inventory kinds of a request: where the ad would show.
+const (
+	invSite = iota
+	invApp
+	invDOOH
+	numInventories
+)
+
+var inventoryNames = [numInventories]string{"site", "app", "dooh"}
+
+// formatOf names a creative's format in segments: banners by size (competition differs by size),
+// other media by kind.
+func formatOf(cr *targeting.Creative) string {
+	switch cr.Kind {
+	case targeting.KindBanner:
+		return fmt.Sprintf("banner-%dx%d", cr.W, cr.H)
+	case targeting.KindVideo:
+		return "video"
+	case targeting.KindAudio:
+		return "audio"
+	case targeting.KindNative:
+		return "native"
+	}
+	return "other"
 }
 
 // template is a creative's markup split at its macros, so that a bid fills it by appending.
@@ -94,7 +123,12 @@ func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, paci
 		}
 		rd.bids = bids.WithLabelValues(c.ID)
 		rd.creatives = make([]template, len(en.Creatives))
+		rd.segments = make([][numInventories]string, len(en.Creatives))
 		for i := range en.Creatives {
+			f := formatOf(&en.Creatives[i])
+			for inv, name := range inventoryNames {
+				rd.segments[i][inv] = f + "|" + name
+			}
 			cr := en.Creatives[i].Creative
 			switch en.Creatives[i].Kind {
 			case targeting.KindBanner:

@@ -74,8 +74,10 @@ func (b *Bidder) notice(ctx *fasthttp.RequestCtx, typ events.Type) string {
 	e := events.Event{
 		V: events.Version, Type: typ, ID: eventID(typ, ctx.QueryArgs().Peek("t")), TS: b.now(),
 		RequestID: c.RequestID, ImpID: c.ImpID, CampaignID: c.CampaignID, CreativeID: c.CreativeID,
-		DealID: c.DealID, Exchange: c.Exchange, BidMicros: bid,
+		DealID: c.DealID, Exchange: c.Exchange, BidMicros: bid, Segment: c.Segment,
 	}
+	var user [16]byte
+	e.User = userHex(&user, c.User)
 	switch typ {
 	case events.Win, events.Bill:
 		price, ok := parsePrice(args.Peek("p"))

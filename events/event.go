@@ -86,6 +86,13 @@ type Event struct {
 	MinToWinMicros int64     `json:"min_to_win_micros,omitempty"` // loss: the exchange's minimum bid to win
 	Reason         int       `json:"reason"`                      // loss: the OpenRTB loss reason code
 	Count          int64     `json:"count,omitempty"`             // traffic: auctions counted
+	// Segment is the inventory the bid was for, "FORMAT|INVENTORY" (e.g. "banner-300x250|site",
+	// "video|app"): with Exchange, the key of bid-shading and click-through models.
+	Segment string `json:"segment,omitempty"`
+	// User is the 64-bit hash of the exchange's user id (user.buyeruid, else user.id) in 16 hex
+	// digits, "" when the request named no user: the key of frequency caps. Raw ids never leave the
+	// bid path.
+	User string `json:"user,omitempty"`
 }
 
 // AppendJSON appends e as one line of JSON (no trailing newline). It does not allocate beyond growing
@@ -128,6 +135,14 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	if e.Count != 0 {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendInt(dst, e.Count, 10)
+	}
+	if e.Segment != "" {
+		dst = append(dst, `,"segment":`...)
+		dst = appendString(dst, e.Segment)
+	}
+	if e.User != "" {
+		dst = append(dst, `,"user":`...)
+		dst = appendString(dst, e.User)
 	}
 	return append(dst, '}')
 }

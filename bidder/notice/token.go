@@ -20,7 +20,7 @@ import (
 )
 
 const (
-	version = 1
+	version = 2 // 2 added the segment and the user hash; tokens of version 1 are refused
 	tagLen  = 16
 	// MinKeyLen is the shortest signing key accepted: HMAC-SHA256 wants at least its output size.
 	MinKeyLen = 32
@@ -38,6 +38,8 @@ type Claims struct {
 	Currency   string    // currency of the bid and of the price the exchange substitutes
 	BidMicros  int64     // our bid in micros of Currency per mille: a notice claiming more is refused
 	Time       time.Time // when the bid was made (millisecond precision)
+	Segment    string    // the inventory segment of the bid (see events.Event.Segment)
+	User       uint64    // hash of the exchange's user id, 0 for none (see events.Event.User)
 }
 
 // Signer signs and verifies tokens with one key; it is safe for concurrent use.
@@ -69,7 +71,8 @@ func (s *Signer) Append(dst []byte, c *Claims) []byte {
 	p = append(p, version)
 	p = binary.AppendUvarint(p, uint64(c.Time.UnixMilli()))
 	p = binary.AppendUvarint(p, uint64(max(c.BidMicros, 0)))
-	for _, f := range [...]string{c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency, c.DealID} {
+	p = binary.AppendUvarint(p, c.User)
+	for _, f := range [...]string{c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency, c.DealID, c.Segment} {
 		if len(f) > maxField {
 			f = f[:maxField]
 		}
@@ -140,7 +143,12 @@ func parse(p []byte) (Claims, error) {
 		return c, ErrMalformed
 	}
 	p = p[n:]
-	var fields [7]string
+	user, n := binary.Uvarint(p)
+	if n <= 0 {
+		return c, ErrMalformed
+	}
+	p = p[n:]
+	var fields [8]string
 	for i := range fields {
 		l, n := binary.Uvarint(p)
 		if n <= 0 || l > uint64(len(p)-n) {
@@ -152,7 +160,8 @@ func parse(p []byte) (Claims, error) {
 	if len(p) != 0 {
 		return c, ErrMalformed
 	}
-	c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency, c.DealID = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]
+	c.RequestID, c.ImpID, c.CampaignID, c.CreativeID, c.Exchange, c.Currency, c.DealID, c.Segment = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6], fields[7]
+	c.User = user
 	c.BidMicros = int64(price)
 	c.Time = time.UnixMilli(int64(ms)).UTC()
 	return c, nil

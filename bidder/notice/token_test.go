@@ -39,6 +39,8 @@ func sampleClaims() Claims {
 		Exchange:   "x",
 		Currency:   "USD",
 		BidMicros:  1_234_567,
+		Segment:    "banner-300x250|site",
+		User:       0x9e3779b97f4a7c15,
 		Time:       bidTime,
 	}
 }
@@ -351,7 +353,8 @@ func TestSignedButMalformed(t *testing.T) {
 		p := []byte{version}
 		p = binary.AppendUvarint(p, uint64(bidTime.UnixMilli()))
 		p = binary.AppendUvarint(p, 1000)
-		for range 7 {
+		p = binary.AppendUvarint(p, 42) // user
+		for range 8 {
 			p = binary.AppendUvarint(p, 1)
 			p = append(p, 'f')
 		}
@@ -362,12 +365,14 @@ func TestSignedButMalformed(t *testing.T) {
 	}
 	long := binary.AppendUvarint([]byte{version}, 1)
 	long = binary.AppendUvarint(long, 1)
+	long = binary.AppendUvarint(long, 7)
 	long = binary.AppendUvarint(long, 100) // first field claims 100 bytes, has 1
 	long = append(long, 'x')
 	tests := map[string][]byte{
 		"empty payload":       {},
 		"version 0":           append([]byte{0}, good()[1:]...),
-		"version 2":           append([]byte{2}, good()[1:]...),
+		"version 1":           append([]byte{1}, good()[1:]...),
+		"version 3":           append([]byte{3}, good()[1:]...),
 		"version only":        {version},
 		"cut time varint":     {version, 0x80},
 		"time varint too big": append([]byte{version}, bytes.Repeat([]byte{0xff}, 11)...),
@@ -375,7 +380,8 @@ func TestSignedButMalformed(t *testing.T) {
 		"price over 1<<62":    binary.AppendUvarint(binary.AppendUvarint([]byte{version}, 1), 1<<62+1),
 		"no fields":           binary.AppendUvarint(binary.AppendUvarint([]byte{version}, 1), 1),
 		"field past the end":  long,
-		"five fields":         good()[:len(good())-2],
+		"seven fields":        good()[:len(good())-2],
+		"no user":             binary.AppendUvarint(binary.AppendUvarint([]byte{version}, 1), 1),
 		"trailing byte":       append(good(), 0),
 		"huge field length":   append(binary.AppendUvarint(binary.AppendUvarint([]byte{version}, 1), 1), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
 	}

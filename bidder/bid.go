@@ -165,6 +165,16 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 		if cr < 0 {
 			continue
 		}
+		if fc := c.FrequencyCap; fc != nil {
+			if s.user == 0 {
+				b.m.capped[capNoUser].Inc()
+				continue
+			}
+			if b.cfg.Caps != nil && !b.cfg.Caps.Allow(s.user, c.ID, fc.Impressions, now) {
+				b.m.capped[capReached].Inc()
+				continue
+			}
+		}
 		admitted, multiplier := b.cfg.Pacing.admit(e.ranks[r].pacing, now)
 		if !admitted {
 			continue
@@ -178,13 +188,14 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 				}
 			}
 		}
-		value := min(int64(float64(campaignValue(c, pubCTR))*multiplier), int64(c.Bid.MaxBid))
+		seg := e.ranks[r].segments[cr][s.inv]
+		value := min(int64(float64(b.campaignValue(c, seg, pubCTR))*multiplier), int64(c.Bid.MaxBid))
 		var bid int64
 		var ok bool
 		if p.fixed {
 			bid, ok = floor, value >= floor && floor > 0
 		} else {
-			bid, ok = auction.Price(b.cfg.Shader, s.exchange, e.ranks[r].segments[cr][s.inv], p.firstPrice, value, floor)
+			bid, ok = auction.Price(b.cfg.Shader, s.exchange, seg, p.firstPrice, value, floor)
 		}
 		if !ok {
 			continue
@@ -193,10 +204,11 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 	}
 }
 
-// campaignValue is what an impression is worth to c, capped by its max bid. Until the click-through
-// estimator learns from the stream, a CPC campaign values impressions at its prior CTR, pulled toward
-// the publisher's observed CTR where the feature store knows it.
-func campaignValue(c *campaign.Campaign, pubCTR float64) int64 {
+// campaignValue is what an impression of segment is worth to c, capped by its max bid. A CPC
+// campaign values it at target CPC × predicted CTR: the online estimate from the stream where there
+// is one, which starts from (and is pulled toward) the campaign's configured ctr — averaged with the
+// publisher's observed CTR when the feature store knows it.
+func (b *Bidder) campaignValue(c *campaign.Campaign, segment string, pubCTR float64) int64 {
 	var v int64
 	switch c.Bid.Type {
 	case "fixed_cpm":
@@ -205,6 +217,9 @@ func campaignValue(c *campaign.Campaign, pubCTR float64) int64 {
 		ctr := c.Bid.CTR
 		if pubCTR > 0 {
 			ctr = (ctr + pubCTR) / 2
+		}
+		if b.cfg.CTR != nil {
+			ctr = b.cfg.CTR.Estimate(c.ID, segment, ctr)
 		}
 		v = auction.CPCValue(int64(c.Bid.CPC), ctr)
 	}
@@ -414,6 +429,9 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 		DealID: o.DealID, W: w, H: h, MType: mtype,
 	})
 	rd.bids.Inc()
+	if c.FrequencyCap != nil && b.cfg.Caps != nil {
+		b.cfg.Caps.Reserve(s.user, c.ID, now)
+	}
 	if r := b.cfg.BidSampleRate; r > 0 && b.cfg.Events != nil && (r >= 1 || rand.Float64() < r) {
 		s.event = events.Event{
 			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,

@@ -40,6 +40,22 @@ type Features interface {
 	Publisher(id string) (*features.PublisherRecord, bool)
 }
 
+// FrequencyCaps is what the bid path asks of the frequency-cap store (features.Caps). Both calls run
+// on the request path: they must not block or allocate.
+type FrequencyCaps interface {
+	// Allow reports whether user may be shown campaign once more: its impressions in the cap window
+	// plus the bids still pending are under limit.
+	Allow(user uint64, campaign string, limit int, now time.Time) bool
+	// Reserve counts a bid just made as pending, until its impression arrives through the stream.
+	Reserve(user uint64, campaign string, now time.Time)
+}
+
+// CTREstimator predicts a campaign's click-through rate on a segment of inventory, pulled toward
+// prior where it knows little (features.CTRs). It runs on the request path.
+type CTREstimator interface {
+	Estimate(campaign, segment string, prior float64) float64
+}
+
 // Config configures a Bidder. Zero values take the defaults documented on each field.
 type Config struct {
 	Budget           time.Duration // internal answer budget per request; default 1ms
@@ -55,6 +71,10 @@ type Config struct {
 	NoticeMaxAge     time.Duration // how late a notice may arrive; default 24h
 	Pacing           PacingConfig
 	Shader           auction.Shader // first-price pricing; default no shading
+	// Caps enforces campaigns' frequency caps; nil leaves caps unenforced (tests, tools). A capped
+	// campaign never bids on a request that names no user: its cap could not hold.
+	Caps FrequencyCaps
+	CTR  CTREstimator // click-through estimates for CPC campaigns; nil = each campaign's configured ctr
 	Logger           *slog.Logger
 	Registerer       prometheus.Registerer
 	Clock            func() time.Time // default time.Now; tests inject one

@@ -144,6 +144,8 @@ func TestIABExamplesGolden(t *testing.T) {
 // noBidExamples are the examples no campaign can bid on, and why.
 var noBidExamples = map[string]string{
 	"v25-native": `the 2.5 specification's native example has a placeholder ("assets":[ ... ]) for its native request`,
+	"v26-spec-banner": "the 2.6 specification nests user inside site, so the request names no user; the only sample " +
+		"campaign for its 300x250 slot is frequency-capped, and a cap cannot hold for an unknown user",
 }
 
 // checkResponse checks what an exchange checks of a bid response, whatever the campaigns.

@@ -38,7 +38,17 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	inflight  prometheus.GaugeFunc
 	notices   map[events.Type]map[string]prometheus.Counter
+	capped    [numCapReasons]prometheus.Counter
 }
+
+// Why a frequency-capped campaign was passed over; values of the reason label.
+const (
+	capReached = iota
+	capNoUser
+	numCapReasons
+)
+
+var capReasons = [numCapReasons]string{"cap_reached", "no_user"}
 
 func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	m := &metrics{
@@ -97,10 +107,17 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 			m.notices[t][r] = noticeVec.WithLabelValues(string(t), r)
 		}
 	}
+	cappedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtb_frequency_capped_total",
+		Help: "Candidate campaigns passed over for their frequency cap: cap_reached (impressions plus pending bids at the cap), no_user (the request names no user, so a cap could not hold).",
+	}, []string{"reason"})
+	for i, r := range capReasons {
+		m.capped[i] = cappedVec.WithLabelValues(r)
+	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.invalid, m.bids, m.campaigns, m.reloads, m.inflight, noticeVec)
+		reg.MustRegister(m.requests, m.latency, m.invalid, m.bids, m.campaigns, m.reloads, m.inflight, noticeVec, cappedVec)
 	}
 	return m
 }

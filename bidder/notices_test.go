@@ -22,7 +22,7 @@ type recorder struct {
 
 func (r *recorder) Publish(e *events.Event) {
 	c := *e
-	for _, s := range []*string{&c.ID, &c.RequestID, &c.ImpID, &c.CampaignID, &c.CreativeID, &c.DealID, &c.Exchange} {
+	for _, s := range []*string{&c.ID, &c.RequestID, &c.ImpID, &c.CampaignID, &c.CreativeID, &c.DealID, &c.Exchange, &c.Segment, &c.User} {
 		*s = strings.Clone(*s)
 	}
 	r.mu.Lock()

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"math"
-	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strconv"
@@ -121,9 +119,16 @@ func mapValues(m map[string]float64) []float64 {
 
 // impInfo is what the market needs of one imp of a pooled request.
 type impInfo struct {
+	id       string
 	seg      string // media type, with size for banner and video
 	floor    float64
 	floorCur string
+}
+
+// bodyInfo is what the market needs of one pooled request.
+type bodyInfo struct {
+	user string // user.buyeruid, else user.id: whom frequency caps count
+	imps []impInfo
 }
 
 type reqImps struct {
@@ -142,6 +147,47 @@ type reqImps struct {
 		BidFloor    float64         `json:"bidfloor"`
 		BidFloorCur string          `json:"bidfloorcur"`
 	} `json:"imp"`
+	User *struct {
+		ID       string `json:"id"`
+		BuyerUID string `json:"buyeruid"`
+	} `json:"user"`
+}
+
+// parseBodies extracts what the market needs of each pooled body, once for every target.
+func parseBodies(bodies []Body) ([]bodyInfo, error) {
+	out := make([]bodyInfo, len(bodies))
+	for i := range bodies {
+		var r reqImps
+		if err := json.Unmarshal(bodies[i].JSON, &r); err != nil {
+			return nil, err
+		}
+		infos := make([]impInfo, len(r.Imp))
+		for k, im := range r.Imp {
+			info := impInfo{id: im.ID, floor: im.BidFloor, floorCur: im.BidFloorCur}
+			if info.floorCur == "" {
+				info.floorCur = "USD"
+			}
+			switch {
+			case im.Banner != nil:
+				info.seg = fmt.Sprintf("banner-%dx%d", im.Banner.W, im.Banner.H)
+			case im.Video != nil:
+				info.seg = fmt.Sprintf("video-%dx%d", im.Video.W, im.Video.H)
+			case im.Native != nil:
+				info.seg = "native"
+			default:
+				info.seg = "other"
+			}
+			infos[k] = info
+		}
+		out[i].imps = infos
+		if u := r.User; u != nil {
+			out[i].user = u.BuyerUID
+			if out[i].user == "" {
+				out[i].user = u.ID
+			}
+		}
+	}
+	return out, nil
 }
 
 type mResp struct {
@@ -188,65 +234,60 @@ const (
 type campStats struct {
 	bids, wins, imps, clicks int64
 	spend                    float64 // currency units
+	surplus                  float64 // currency units; meaningful only when the campaign's value is known
+	hourly                   [24]float64
+	lastWin                  time.Duration // since the day's start (day mode)
+}
+
+// capKey is one user of one campaign: the unit of frequency capping.
+type capKey struct{ user, cid string }
+
+// notice is one URL the exchange or browser calls.
+type notice struct {
+	url string
+	cap *capKey // for an impression pixel of a capped campaign: log its time when fired
+}
+
+// dayClock places events in the compressed pacing day (day mode only).
+type dayClock struct {
+	start  time.Time
+	length time.Duration
 }
 
 type market struct {
 	cfg    MarketConfig
-	bodies [][]impInfo
+	bodies []bodyInfo
+	camps  map[string]*campInfo // from the target's admin port; nil if unknown. Read-only.
+	day    *dayClock
 	client *fasthttp.Client
 	tmo    time.Duration
 
 	mu    sync.Mutex
-	rng   *rand.Rand
-	camps map[string]*campStats
+	stats map[string]*campStats
 	noImp int64 // wins whose adm had no impression URL
+
+	capMu  sync.Mutex
+	capLog map[capKey][]int64 // impression pixel times, unix ns
 
 	results  [nTypes][nResults]atomic.Int64
 	dups     atomic.Int64
 	dropped  atomic.Int64
 	badResp  atomic.Int64
 	lastErr  atomic.Value // string
-	queue    chan []string
+	queue    chan []notice
 	pending  sync.WaitGroup
 	workers  sync.WaitGroup
 	stopOnce sync.Once
 }
 
-func newMarket(cfg MarketConfig, bodies []Body, timeout time.Duration) (*market, error) {
+func newMarket(cfg MarketConfig, bodies []bodyInfo, timeout time.Duration, camps map[string]*campInfo, day *dayClock) (*market, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	m := &market{cfg: cfg, tmo: timeout, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6d61726b6574)),
-		camps: map[string]*campStats{}, queue: make(chan []string, cfg.Queue),
+	m := &market{cfg: cfg, bodies: bodies, camps: camps, day: day, tmo: timeout,
+		stats: map[string]*campStats{}, capLog: map[capKey][]int64{}, queue: make(chan []notice, cfg.Queue),
 		client: &fasthttp.Client{MaxConnsPerHost: cfg.Workers, NoDefaultUserAgentHeader: true,
 			DisablePathNormalizing: true, MaxIdleConnDuration: time.Minute}}
-	m.bodies = make([][]impInfo, len(bodies))
-	for i := range bodies {
-		var r reqImps
-		if err := json.Unmarshal(bodies[i].JSON, &r); err != nil {
-			return nil, err
-		}
-		infos := make([]impInfo, len(r.Imp))
-		for k, im := range r.Imp {
-			info := impInfo{floor: im.BidFloor, floorCur: im.BidFloorCur}
-			if info.floorCur == "" {
-				info.floorCur = "USD"
-			}
-			switch {
-			case im.Banner != nil:
-				info.seg = fmt.Sprintf("banner-%dx%d", im.Banner.W, im.Banner.H)
-			case im.Video != nil:
-				info.seg = fmt.Sprintf("video-%dx%d", im.Video.W, im.Video.H)
-			case im.Native != nil:
-				info.seg = "native"
-			default:
-				info.seg = "other"
-			}
-			infos[k] = info
-		}
-		// Imp ids are the imp's position ("0", "1", …) in the generated bodies; index by position.
-		m.bodies[i] = infos
-	}
 	for range cfg.Workers {
 		m.workers.Add(1)
 		go m.work()
@@ -254,9 +295,9 @@ func newMarket(cfg MarketConfig, bodies []Body, timeout time.Duration) (*market,
 	return m, nil
 }
 
-// onBid runs on a sender goroutine with the body of a 200 answer to pooled request bi. It decides
-// every auction and schedules the notices; it never blocks on them.
-func (m *market) onBid(bi int, body []byte) {
+// onBid runs on a sender goroutine with the body of a 200 answer to scheduled request seq (pooled
+// body bi). It decides every auction and schedules the notices; it never blocks on them.
+func (m *market) onBid(seq uint64, bi int, body []byte) {
 	var r mResp
 	if err := json.Unmarshal(body, &r); err != nil {
 		m.badResp.Add(1)
@@ -266,59 +307,74 @@ func (m *market) onBid(bi int, body []byte) {
 	if cur == "" {
 		cur = "USD"
 	}
-	imps := m.bodies[bi]
+	bd := &m.bodies[bi]
 	for _, sb := range r.SeatBid {
 		for i := range sb.Bid {
 			b := &sb.Bid[i]
-			var info impInfo
-			if k, err := strconv.Atoi(b.ImpID); err == nil && k >= 0 && k < len(imps) {
-				info = imps[k]
+			k := slices.IndexFunc(bd.imps, func(im impInfo) bool { return im.id == b.ImpID })
+			info := impInfo{seg: "other"}
+			if k >= 0 {
+				info = bd.imps[k]
 			} else {
-				info = impInfo{seg: "other"}
+				// An imp id the request did not have: still decided, on draws no real imp uses.
+				k = len(bd.imps) + i
 			}
 			seg := info.seg
 			if strings.HasPrefix(seg, "banner-") && b.W > 0 && b.H > 0 {
 				seg = fmt.Sprintf("banner-%dx%d", b.W, b.H)
 			}
-			m.auction(b, seg, info, cur)
+			d := drawsFor(m.cfg.Seed, seq, k)
+			m.auction(b, seg, info, cur, bd.user, &d)
 		}
 	}
 }
 
-func (m *market) auction(b *mBid, seg string, info impInfo, cur string) {
-	m.mu.Lock()
-	comp := math.Exp(m.cfg.Mu.of(seg) + m.cfg.Sigma.of(seg)*m.rng.NormFloat64())
-	comp = math.Round(comp*100) / 100
-	delay := time.Duration(0)
-	if m.cfg.NoticeDelay > 0 {
-		delay = time.Duration(m.rng.Int64N(int64(m.cfg.NoticeDelay) + 1))
-	}
-	c := m.camps[b.CID]
-	if c == nil {
-		c = &campStats{}
-		m.camps[b.CID] = c
-	}
-	c.bids++
+func (m *market) auction(b *mBid, seg string, info impInfo, cur, user string, d *draws) {
+	comp := d.competing(m.cfg.Mu.of(seg), m.cfg.Sigma.of(seg))
+	delay := time.Duration(d.delay * float64(m.cfg.NoticeDelay))
 	// The floor binds only in its own currency (the bidder converts; this simulator does not).
 	floorOK := info.floorCur != cur || b.Price >= info.floor
 	win := b.Price > comp && floorOK
-	var urls []string
+	var urls []notice
+	ci := m.camps[b.CID]
+	var at time.Duration
+	if m.day != nil {
+		at = time.Since(m.day.start)
+	}
+	m.mu.Lock()
+	c := m.stats[b.CID]
+	if c == nil {
+		c = &campStats{}
+		m.stats[b.CID] = c
+	}
+	c.bids++
 	if win {
 		price := strconv.FormatFloat(b.Price, 'f', -1, 64)
 		c.wins++
 		c.spend += b.Price / 1000
+		if ci != nil && ci.hasValue {
+			c.surplus += surplusOf(ci.value, b.Price)
+		}
+		if m.day != nil {
+			c.hourly[hourOf(at, m.day.length)] += b.Price / 1000
+			c.lastWin = at
+		}
 		for _, u := range []string{b.NURL, b.BURL} {
 			if u != "" {
-				urls = append(urls, strings.ReplaceAll(u, "${AUCTION_PRICE}", price))
+				urls = append(urls, notice{url: strings.ReplaceAll(u, "${AUCTION_PRICE}", price)})
 			}
 		}
 		imp, click := trackers(b.AdM)
 		if imp != "" {
 			c.imps++
-			urls = append(urls, imp)
-			if click != "" && m.rng.Float64() < m.cfg.CTR.of(b.CID) {
+			n := notice{url: imp}
+			if ci != nil && ci.capN > 0 && user != "" {
+				n.cap = &capKey{user: user, cid: b.CID}
+			}
+			urls = append(urls, n)
+			if click != "" && d.click < m.cfg.CTR.of(b.CID) {
 				c.clicks++
-				urls = append(urls, click)
+				urls = append(urls, notice{url: click})
 			}
 		} else {
 			m.noImp++
@@ -326,17 +382,17 @@ func (m *market) auction(b *mBid, seg string, info impInfo, cur string) {
 	} else if b.LURL != "" {
 		mtw := strconv.FormatFloat(math.Max(comp, info.floor)+0.01, 'f', 2, 64)
 		u := strings.ReplaceAll(b.LURL, "${AUCTION_LOSS}", "102")
-		urls = append(urls, strings.ReplaceAll(u, "${AUCTION_MIN_TO_WIN}", mtw))
+		urls = append(urls, notice{url: strings.ReplaceAll(u, "${AUCTION_MIN_TO_WIN}", mtw)})
 	}
-	// Decide duplicates now, under the lock, so the draws follow the seed.
-	var chain []string
-	for _, u := range urls {
+	m.mu.Unlock()
+	var chain []notice
+	for i, u := range urls {
 		chain = append(chain, u)
-		if m.cfg.NoticeDup > 0 && m.rng.Float64() < m.cfg.NoticeDup {
+		if d.dupped(i, m.cfg.NoticeDup) {
+			u.cap = nil // a retried pixel is one impression
 			chain = append(chain, u)
 		}
 	}
-	m.mu.Unlock()
 	if len(chain) == 0 {
 		return
 	}
@@ -413,12 +469,19 @@ func (m *market) work() {
 	defer fasthttp.ReleaseResponse(resp)
 	prev := ""
 	for chain := range m.queue {
-		for _, u := range chain {
-			if u == prev {
+		for _, n := range chain {
+			if n.url == prev {
 				m.dups.Add(1)
 			}
-			prev = u
-			m.send(req, resp, u)
+			prev = n.url
+			if n.cap != nil {
+				// The impression happens when the pixel fires, which is what the bidder can count.
+				t := time.Now().UnixNano()
+				m.capMu.Lock()
+				m.capLog[*n.cap] = append(m.capLog[*n.cap], t)
+				m.capMu.Unlock()
+			}
+			m.send(req, resp, n.url)
 		}
 		prev = ""
 		m.pending.Done()
@@ -482,102 +545,3 @@ func (m *market) finish(wait time.Duration) {
 	m.client.CloseIdleConnections()
 }
 
-// MarketReport is what the market simulator saw.
-type MarketReport struct {
-	Overall   CampaignReport            `json:"overall"`
-	Campaigns []CampaignReport          `json:"campaigns"`
-	Notices   map[string]NoticeOutcomes `json:"notices"`
-	Dups      int64                     `json:"notices_duplicated"`
-	Dropped   int64                     `json:"notices_dropped"` // queue full
-	BadResp   int64                     `json:"bad_responses"`   // 200s whose body did not decode
-	NoImp     int64                     `json:"wins_without_imp_url"`
-	LastError string                    `json:"last_notice_error,omitempty"`
-}
-
-// CampaignReport is one campaign's (or all campaigns') auctions.
-type CampaignReport struct {
-	CID         string  `json:"cid,omitempty"`
-	Bids        int64   `json:"bids"`
-	Wins        int64   `json:"wins"`
-	WinRate     float64 `json:"win_rate"`
-	Impressions int64   `json:"impressions"`
-	Spend       float64 `json:"spend"` // sum of clearing prices / 1000, in the response currency
-	ECPM        float64 `json:"ecpm"`
-	Clicks      int64   `json:"clicks"`
-	CTR         float64 `json:"ctr"`
-}
-
-// NoticeOutcomes counts the answers to one notice type.
-type NoticeOutcomes struct {
-	S2xx int64 `json:"2xx"`
-	S3xx int64 `json:"3xx"`
-	S4xx int64 `json:"4xx"`
-	S5xx int64 `json:"5xx"`
-	Err  int64 `json:"errors"`
-}
-
-func (c *CampaignReport) add(s *campStats) {
-	c.Bids += s.bids
-	c.Wins += s.wins
-	c.Impressions += s.imps
-	c.Spend += s.spend
-	c.Clicks += s.clicks
-}
-
-func (c *CampaignReport) ratios() {
-	if c.Bids > 0 {
-		c.WinRate = float64(c.Wins) / float64(c.Bids)
-	}
-	if c.Impressions > 0 {
-		c.ECPM = 1000 * c.Spend / float64(c.Impressions)
-		c.CTR = float64(c.Clicks) / float64(c.Impressions)
-	}
-}
-
-func (m *market) report() *MarketReport {
-	r := &MarketReport{Notices: map[string]NoticeOutcomes{}, Dups: m.dups.Load(), Dropped: m.dropped.Load(),
-		BadResp: m.badResp.Load()}
-	if s, ok := m.lastErr.Load().(string); ok {
-		r.LastError = s
-	}
-	m.mu.Lock()
-	r.NoImp = m.noImp
-	for cid, s := range m.camps {
-		c := CampaignReport{CID: cid}
-		c.add(s)
-		c.ratios()
-		r.Campaigns = append(r.Campaigns, c)
-		r.Overall.add(s)
-	}
-	m.mu.Unlock()
-	r.Overall.ratios()
-	slices.SortFunc(r.Campaigns, func(a, b CampaignReport) int { return strings.Compare(a.CID, b.CID) })
-	for t := range nTypes {
-		x := &m.results[t]
-		r.Notices[noticeNames[t]] = NoticeOutcomes{S2xx: x[r2xx].Load(), S3xx: x[r3xx].Load(), S4xx: x[r4xx].Load(),
-			S5xx: x[r5xx].Load(), Err: x[rErr].Load()}
-	}
-	return r
-}
-
-func (r *MarketReport) writeText(w io.Writer) {
-	line := func(c CampaignReport, name string) {
-		fmt.Fprintf(w, "  %-18s bids %7d  wins %7d (%5.1f%%)  imps %7d  spend %10.4f  eCPM %6.3f  clicks %5d  CTR %.3f%%\n",
-			name, c.Bids, c.Wins, 100*c.WinRate, c.Impressions, c.Spend, c.ECPM, c.Clicks, 100*c.CTR)
-	}
-	fmt.Fprintln(w, "market      first-price auctions against a log-normal highest competing bid")
-	for _, c := range r.Campaigns {
-		line(c, c.CID)
-	}
-	line(r.Overall, "overall")
-	fmt.Fprint(w, "notices    ")
-	for _, n := range noticeNames {
-		o := r.Notices[n]
-		fmt.Fprintf(w, " %s 2xx %d 3xx %d 4xx %d 5xx %d err %d;", n, o.S2xx, o.S3xx, o.S4xx, o.S5xx, o.Err)
-	}
-	fmt.Fprintf(w, "\n            %d sent twice, %d dropped (queue full), %d undecodable 200s, %d wins without an impression URL\n",
-		r.Dups, r.Dropped, r.BadResp, r.NoImp)
-	if r.LastError != "" {
-		fmt.Fprintf(w, "            last notice error: %s\n", r.LastError)
-	}
-}

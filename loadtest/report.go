@@ -43,6 +43,7 @@ type Outcomes struct {
 // Report is the result of a run; the JSON form is what --out writes.
 type Report struct {
 	Target         string        `json:"target"`
+	Label          string        `json:"label,omitempty"`
 	Seed           uint64        `json:"seed"`
 	Connections    int           `json:"connections"`
 	Schedule       string        `json:"schedule"`
@@ -63,6 +64,10 @@ type Report struct {
 	SLOMet         *bool         `json:"slo_met,omitempty"`
 	Time           time.Time     `json:"time"`
 	Market         *MarketReport `json:"market,omitempty"`
+	// Compare mode (several targets): the top-level fields above are the first target's; every
+	// target's own report is in Targets, and Comparison sets them side by side.
+	Targets    []*Report    `json:"targets,omitempty"`
+	Comparison []CompareRow `json:"comparison,omitempty"`
 }
 
 func (r *recorder) report(cfg *Config, scheduled int64, elapsed, cpu time.Duration, interrupted bool) *Report {
@@ -109,6 +114,11 @@ func (c *Config) schedule() string {
 		return fmt.Sprintf("steps %s/s, %s each", strings.Join(parts, ","), c.StepDuration)
 	case c.RampTo > 0:
 		return fmt.Sprintf("ramp %v/s to %v/s over %s", c.Rate, c.RampTo, c.Duration)
+	case c.DayLength > 0 && c.FlatDay:
+		return fmt.Sprintf("one pacing day of %s at a flat %v/s", c.DayLength, c.Rate)
+	case c.DayLength > 0:
+		return fmt.Sprintf("one pacing day of %s, diurnal profile peaking at %v/s (mean %.0f%% of peak)",
+			c.DayLength, c.Rate, 100*profileShare(&DiurnalProfile, 0, c.DayLength, c.DayLength))
 	default:
 		return fmt.Sprintf("constant %v/s for %s", c.Rate, c.Duration)
 	}
@@ -157,7 +167,7 @@ func us(v int64) string {
 }
 
 // CheckSLO records whether the overall p99 is within limit (a limit of 0 checks nothing) and
-// reports whether it is.
+// reports whether it is; in compare mode, whether it is for every target.
 func (r *Report) CheckSLO(limit time.Duration) bool {
 	if limit <= 0 {
 		return true
@@ -165,16 +175,41 @@ func (r *Report) CheckSLO(limit time.Duration) bool {
 	r.SLOP99US = limit.Microseconds()
 	met := r.Latency.P99 <= r.SLOP99US
 	r.SLOMet = &met
-	return met
+	all := met
+	for _, t := range r.Targets {
+		all = t.CheckSLO(limit) && all
+	}
+	return all
 }
 
 // JSON is the report as indented JSON.
 func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
 
-// WriteText writes the report for people.
+// WriteText writes the report for people: in compare mode each target's in turn, then the
+// comparison.
 func (r *Report) WriteText(w io.Writer) {
+	if len(r.Targets) == 0 {
+		r.writeOne(w)
+		return
+	}
+	for i, t := range r.Targets {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "━━ %s ━━\n", t.Label)
+		t.writeOne(w)
+	}
+	fmt.Fprintln(w)
+	writeComparison(w, r.Comparison)
+}
+
+func (r *Report) writeOne(w io.Writer) {
 	o := r.Outcomes
-	fmt.Fprintf(w, "target      %s\n", r.Target)
+	if r.Label != "" && r.Label != r.Target {
+		fmt.Fprintf(w, "target      %s (%s)\n", r.Target, r.Label)
+	} else {
+		fmt.Fprintf(w, "target      %s\n", r.Target)
+	}
 	fmt.Fprintf(w, "schedule    %s, %d connections, seed %d\n", r.Schedule, r.Connections, r.Seed)
 	if r.Interrupted {
 		fmt.Fprintf(w, "            interrupted: the report covers the first %.1fs\n", r.ElapsedSeconds)

@@ -23,9 +23,26 @@ Send realistic OpenRTB bid requests to --target on an open-loop schedule (reques
 whether or not earlier ones were answered) and report latency measured from each request's intended
 send time, so a stalling server cannot hide its stall (no coordinated omission).
 
-Schedules: a constant --rate for --duration; --steps 1000,2000,4000 each for --step-duration; or a
-linear ramp from --rate to --ramp-to over --duration. A progress line per second goes to stderr,
-the final report to stdout (and as JSON to --out). Ctrl-C stops sending and reports what was sent.
+Schedules: a constant --rate for --duration; --steps 1000,2000,4000 each for --step-duration; a
+linear ramp from --rate to --ramp-to over --duration; or --day-length D: one compressed pacing day
+(aligned as rtb serve --day-length D aligns it: days start at multiples of D from the Unix epoch),
+waiting for the next day to start (or, with --day-start now, the rest of the current day), its rate
+following a diurnal profile whose evening peak is --rate (hour 00..23 as a share of the peak:
+.42 .30 .22 .17 .15 .17 .25 .37 .48 .56 .61 .65 .70 .68 .66 .66 .70 .77 .86 .95 1 .95 .80 .60;
+mean 0.59), or flat with --day-shape flat. A progress line per second goes to stderr, the final
+report to stdout (and as JSON to --out). Ctrl-C stops sending and reports what was sent.
+
+--market makes it a first-price exchange that judges the bidder: at start it reads each target's
+campaigns from its admin port (GET /api/campaigns) and reports per campaign the advertiser's surplus
+(true value − price: fixed_cpm's cpm, target_cpc's cpc × the true --ctr), delivery (spend ÷ daily
+budget; with --day-length also the spend of each "hour" and when the budget ran out), frequency-cap
+violations found in the impressions it fired, and at the end the bidder's CTR estimates (GET
+/api/ctr) against the true CTR. Without a reachable admin port it says so and reports the rest.
+
+Compare mode: several --target URLs (with --label and --admin lists in the same order) each get
+every request at the same intended time; with --market every target meets the same competing bid
+and click decision for each (request, imp), drawn from --seed, so the arms differ only by what the
+bidders do. The report gives each target's, then a comparison table.
 
 Exit status: 0 done, 1 error, 2 bad usage, 3 the overall p99 exceeded --slo-p99.`
 
@@ -39,15 +56,22 @@ func loadgen(args []string) error {
 	var mu, sigma, ctr string
 	mcfg := loadtest.DefaultMarket()
 	var slo time.Duration
-	fs.StringVar(&cfg.Target, "target", "http://localhost:8080/openrtb2/bid", "bid endpoint to POST requests to")
-	fs.Float64Var(&cfg.Rate, "rate", 1000, "requests per second (the start rate of a --ramp-to ramp)")
+	var targets, labels, admins, dayStart, dayShape string
+	fs.StringVar(&targets, "target", "http://localhost:8080/openrtb2/bid", "bid endpoint to POST requests to; several, comma-separated, compare bidders (every request goes to each)")
+	fs.StringVar(&labels, "label", "", "names of the targets in reports, comma-separated in --target order (default host:port, or t1,t2,… for several)")
+	fs.StringVar(&admins, "admin", "", "admin base URL of each target, comma-separated in --target order, for --market's surplus, delivery,\nfrequency-cap and CTR checks (default http://127.0.0.1:8081 for a single target, none for several; \"none\" for none)")
+	fs.DurationVar(&cfg.DayLength, "day-length", 0, "run one pacing day of this length, aligned as rtb serve --day-length aligns it, instead of --duration\n(the same value the bidders run with; 24h aligns to UTC days)")
+	fs.StringVar(&dayStart, "day-start", "next", "with --day-length: \"next\" waits for the next day to start and runs it whole; \"now\" runs the rest of the current day")
+	fs.StringVar(&dayShape, "day-shape", "diurnal", "with --day-length: \"diurnal\" follows the hourly profile above, its peak at --rate; \"flat\" keeps --rate all day")
+	fs.Int64Var(&cfg.CTRMinImps, "ctr-min-imps", 5000, "--market: judge a bidder's CTR estimate (within 10% of the true CTR) only for campaigns with this many impressions")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "requests per second (the start rate of a --ramp-to ramp; the evening peak of a --day-length day)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to send (ignored with --steps)")
 	fs.StringVar(&steps, "steps", "", "comma-separated rates, each sent for --step-duration, e.g. 1000,2000,4000")
 	fs.DurationVar(&cfg.StepDuration, "step-duration", 10*time.Second, "how long each of --steps lasts")
 	fs.Float64Var(&cfg.RampTo, "ramp-to", 0, "ramp the rate linearly from --rate to this over --duration")
 	fs.IntVar(&cfg.Connections, "connections", 64, "keep-alive connections (one request in flight on each)")
 	fs.DurationVar(&cfg.Timeout, "timeout", time.Second, "per-request timeout, from when it is sent")
-	fs.Uint64Var(&seed, "seed", 1, "seed of the request pool: the same seed sends the same requests")
+	fs.Uint64Var(&seed, "seed", 1, "seed of the request pool and of --market's draws: the same seed sends the same requests into the same market")
 	fs.IntVar(&cfg.PoolSize, "pool", 10000, "number of distinct request bodies pre-generated")
 	fs.DurationVar(&slo, "slo-p99", 0, "exit with status 3 when the overall p99 latency exceeds this (e.g. 1ms)")
 	fs.StringVar(&out, "out", "", "also write the final report as JSON to this file")
@@ -66,6 +90,53 @@ func loadgen(args []string) error {
 		return err
 	}
 	cfg.Seed = seed
+	bad := func(format string, a ...any) error {
+		fmt.Fprintf(os.Stderr, "rtb loadgen: "+format+"\n", a...)
+		exit(2)
+		return nil
+	}
+	urls, names, adminURLs := commaList(targets), commaList(labels), commaList(admins)
+	if len(urls) == 0 {
+		return bad("--target: no URL")
+	}
+	if len(names) > 0 && len(names) != len(urls) {
+		return bad("--label names %d targets, --target has %d", len(names), len(urls))
+	}
+	switch {
+	case len(adminURLs) == 1 && adminURLs[0] == "none":
+		adminURLs = nil
+	case len(adminURLs) == 0 && len(urls) == 1:
+		adminURLs = []string{"http://127.0.0.1:8081"}
+	case len(adminURLs) > 0 && len(adminURLs) != len(urls):
+		return bad("--admin names %d admin URLs, --target has %d", len(adminURLs), len(urls))
+	}
+	for i, u := range urls {
+		t := loadtest.Target{URL: u}
+		if len(names) > 0 {
+			t.Label = names[i]
+		}
+		if len(adminURLs) > 0 && adminURLs[i] != "none" {
+			t.Admin = adminURLs[i]
+			if !strings.Contains(t.Admin, "://") { // serve's --admin is host:port; accept the same
+				t.Admin = "http://" + t.Admin
+			}
+		}
+		cfg.Targets = append(cfg.Targets, t)
+	}
+	switch dayStart {
+	case "next":
+	case "now":
+		cfg.DayStartNow = true
+	default:
+		return bad("--day-start %q: want next or now", dayStart)
+	}
+	switch dayShape {
+	case "diurnal":
+	case "flat":
+		cfg.FlatDay = true
+	default:
+		return bad("--day-shape %q: want diurnal or flat", dayShape)
+	}
 	if market {
 		for _, p := range []struct {
 			name, val string
@@ -117,4 +188,16 @@ func loadgen(args []string) error {
 		exit(3)
 	}
 	return nil
+}
+
+// commaList splits a comma-separated flag value, dropping blanks. (Not serve.go's splitList: the
+// files change independently.)
+func commaList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

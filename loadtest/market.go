@@ -544,4 +544,3 @@ func (m *market) finish(wait time.Duration) {
 	}
 	m.client.CloseIdleConnections()
 }
-

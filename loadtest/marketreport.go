@@ -49,10 +49,10 @@ type CampaignReport struct {
 	// True value of an impression per mille: fixed_cpm's cpm, target_cpc's cpc × true CTR × 1000.
 	ValueCPM *float64 `json:"value_cpm,omitempty"`
 	// Σ (value − clearing price) / 1000 over the wins, currency units. Overall: over valued campaigns.
-	Surplus      *float64         `json:"surplus,omitempty"`
-	Budget       *BudgetReport    `json:"budget,omitempty"`
-	FrequencyCap *CapReport       `json:"frequency_cap,omitempty"`
-	CTRCheck     *CTRCheckReport  `json:"ctr_check,omitempty"`
+	Surplus      *float64        `json:"surplus,omitempty"`
+	Budget       *BudgetReport   `json:"budget,omitempty"`
+	FrequencyCap *CapReport      `json:"frequency_cap,omitempty"`
+	CTRCheck     *CTRCheckReport `json:"ctr_check,omitempty"`
 }
 
 // BudgetReport is a campaign's delivery against its daily budget.

@@ -20,13 +20,30 @@ import (
 type fakeBidder struct {
 	base  string
 	price float64
-	mu    sync.Mutex
-	got   map[string]map[string]int // type → token → count
-	bad   []string
+	// Admin API bodies; "" answers 404.
+	campaigns, ctr string
+	mu             sync.Mutex
+	got            map[string]map[string]int // type → token → count
+	bad            []string
+	ids            map[string]bool // request ids bid on
 }
 
 func (f *fakeBidder) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
+	switch path {
+	case "/api/campaigns", "/api/ctr":
+		body := f.campaigns
+		if path == "/api/ctr" {
+			body = f.ctr
+		}
+		if body == "" {
+			ctx.SetStatusCode(404)
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(body)
+		return
+	}
 	if path == "/openrtb2/bid" {
 		var req struct {
 			ID  string `json:"id"`
@@ -40,6 +57,9 @@ func (f *fakeBidder) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(400)
 			return
 		}
+		f.mu.Lock()
+		f.ids[req.ID] = true
+		f.mu.Unlock()
 		type bid struct {
 			ID    string  `json:"id"`
 			ImpID string  `json:"impid"`
@@ -100,11 +120,17 @@ func (f *fakeBidder) handle(ctx *fasthttp.RequestCtx) {
 }
 
 func startFake(t *testing.T, price float64) (*fakeBidder, string) {
+	return startFakeAdmin(t, price, "", "")
+}
+
+// startFakeAdmin starts a fake that also serves /api/campaigns and /api/ctr on its one port.
+func startFakeAdmin(t *testing.T, price float64, campaigns, ctr string) (*fakeBidder, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeBidder{base: "http://" + ln.Addr().String(), price: price, got: map[string]map[string]int{}}
+	f := &fakeBidder{base: "http://" + ln.Addr().String(), price: price, got: map[string]map[string]int{},
+		ids: map[string]bool{}, campaigns: campaigns, ctr: ctr}
 	srv := &fasthttp.Server{Handler: f.handle}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })

@@ -3,7 +3,9 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +165,57 @@ func TestMarketAdminUnreachable(t *testing.T) {
 	rep.WriteText(&sb)
 	if !strings.Contains(sb.String(), "admin API unreachable") || strings.Contains(sb.String(), "comparison") {
 		t.Fatal(sb.String())
+	}
+}
+
+// A run aligned to a compressed pacing day places spend in the day's "hours" and tells when a
+// budget ran out. The rest of the current day keeps the test short; nothing depends on how much.
+func TestMarketDayMode(t *testing.T) {
+	const campaigns = `{"source":"fake","campaigns":[
+ {"id":"c0","bid":{"type":"fixed_cpm","cpm":4,"max_bid":5},"budget":{"daily":0.01}},
+ {"id":"c1","bid":{"type":"fixed_cpm","cpm":4,"max_bid":5},"budget":{"daily":1000}}]}`
+	f, url := startFakeAdmin(t, 3.0, campaigns, "")
+	mc := DefaultMarket()
+	mc.NoticeDelay = 5 * time.Millisecond
+	day := 1200 * time.Millisecond
+	rep, err := Run(context.Background(), Config{Target: url, Admin: f.base, Rate: 500, DayLength: day, DayStartNow: true,
+		Connections: 8, PoolSize: 200, Market: &mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Market
+	if m.DayLengthSeconds != day.Seconds() || m.DayFrom == "" || !strings.Contains(rep.Schedule, "diurnal") {
+		t.Fatalf("day %v from %q, schedule %q", m.DayLengthSeconds, m.DayFrom, rep.Schedule)
+	}
+	from := m.DayFrom
+	for _, c := range append(slices.Clone(m.Campaigns), m.Overall) {
+		b := c.Budget
+		if b == nil || len(b.HourlySpend) != 24 {
+			t.Fatalf("%s: budget %+v", c.CID, b)
+		}
+		var sum float64
+		for h, v := range b.HourlySpend {
+			sum += v
+			if v > 0 && fmt.Sprintf("%02d:59", h) < from {
+				t.Errorf("%s: spend in hour %02d, before the run began at %s", c.CID, h, from)
+			}
+		}
+		if math.Abs(sum-c.Spend) > 1e-9 {
+			t.Errorf("%s: hourly spend sums to %v, spend %v", c.CID, sum, c.Spend)
+		}
+	}
+	for _, c := range m.Campaigns {
+		switch {
+		case c.Wins == 0:
+			t.Logf("%s: no wins in the little that was left of the day", c.CID)
+		case c.CID == "c0":
+			if !c.Budget.Exhausted || c.Budget.RanOutAt == "" || c.Budget.RanOutAt < from {
+				t.Errorf("c0 spent %v of 0.01: budget %+v", c.Spend, c.Budget)
+			}
+		case c.CID == "c1":
+			if c.Budget.Exhausted || c.Budget.LastWinAt == "" {
+				t.Errorf("c1 budget %+v", c.Budget)
+			}
+		}
 	}
 }

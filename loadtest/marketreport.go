@@ -68,9 +68,9 @@ type BudgetReport struct {
 
 // CapReport checks the impressions fired against a campaign's frequency cap.
 type CapReport struct {
-	Impressions    int    `json:"impressions"` // the cap: at most this many…
-	Window         string `json:"window"`      // …per window per user
-	Users          int    `json:"users"`       // users who saw the campaign
+	Impressions    int    `json:"impressions,omitempty"` // the cap: at most this many… (absent overall)
+	Window         string `json:"window,omitempty"`      // …per window per user
+	Users          int    `json:"users"`                 // users who saw the campaign
 	Logged         int64  `json:"impressions_logged"`
 	Violations     int64  `json:"violations"` // impressions beyond the cap in their window (expected 0)
 	UsersViolating int    `json:"users_violating"`
@@ -177,6 +177,7 @@ func (m *market) report(est *ctrEstimates, estErr error, minImps int64) *MarketR
 		ids[cid] = true
 	}
 	var overallSurplus, overallDaily float64
+	var overallHourly [24]float64
 	var anyValued bool
 	var overallCap *CapReport
 	for cid := range ids {
@@ -200,6 +201,9 @@ func (m *market) report(est *ctrEstimates, estErr error, minImps int64) *MarketR
 				overallDaily += ci.daily
 				if m.day != nil {
 					b.HourlySpend = slices.Clone(s.hourly[:])
+					for h, v := range s.hourly {
+						overallHourly[h] += v
+					}
 					if s.wins > 0 {
 						b.LastWinAt = clock(s.lastWin, m.day.length)
 					}
@@ -250,6 +254,9 @@ func (m *market) report(est *ctrEstimates, estErr error, minImps int64) *MarketR
 	}
 	if overallDaily > 0 {
 		r.Overall.Budget = &BudgetReport{Daily: overallDaily, Delivery: r.Overall.Spend / overallDaily}
+		if m.day != nil {
+			r.Overall.Budget.HourlySpend = overallHourly[:]
+		}
 	}
 	r.Overall.FrequencyCap = overallCap
 	r.NoImp = m.noImp
@@ -312,7 +319,7 @@ func (r *MarketReport) writeText(w io.Writer) {
 				fmt.Fprintf(w, "  last win %s", b.LastWinAt)
 			}
 			fmt.Fprintln(w)
-			if len(b.HourlySpend) == 24 {
+			if len(b.HourlySpend) == 24 && c.Spend > 0 {
 				fmt.Fprint(w, "                     hourly")
 				for h, v := range b.HourlySpend {
 					if h == 12 {

@@ -333,7 +333,7 @@ func (r *MarketReport) writeText(w io.Writer) {
 	}
 
 	if r.Overall.FrequencyCap != nil {
-		fmt.Fprintln(w, "freq caps   impressions fired per user (buyeruid, else id) and campaign, against each cap (expected 0 violations)")
+		fmt.Fprintln(w, "freq caps   impressions fired per user (buyeruid, else id) and campaign, at the time each pixel fired, against each cap\n            (windows in real time as /api/campaigns gives them, also with --day-length; expected 0 violations)")
 		for _, c := range r.Campaigns {
 			if f := c.FrequencyCap; f != nil {
 				fmt.Fprintf(w, "  %-18s cap %d per %s  users %7d  impressions %8d  violations %d (%d users)\n",

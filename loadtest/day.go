@@ -8,7 +8,7 @@ import (
 // DiurnalProfile is the traffic of each hour of the (compressed) day as a share of the evening
 // peak, which --rate sets. The shape is the usual one of consumer display traffic in one time zone:
 // lowest around 04:00 (15% of peak), a morning rise, a flat afternoon, the peak at 20:00-21:00 and
-// a fall towards midnight. Its mean is 0.59: a day sends 59% of what the peak rate would.
+// a fall towards midnight. Its mean is 0.57: a day sends 57% of what the peak rate would.
 var DiurnalProfile = [24]float64{
 	0.42, 0.30, 0.22, 0.17, 0.15, 0.17, // 00-05
 	0.25, 0.37, 0.48, 0.56, 0.61, 0.65, // 06-11

@@ -29,7 +29,7 @@ linear ramp from --rate to --ramp-to over --duration; or --day-length D: one com
 waiting for the next day to start (or, with --day-start now, the rest of the current day), its rate
 following a diurnal profile whose evening peak is --rate (hour 00..23 as a share of the peak:
 .42 .30 .22 .17 .15 .17 .25 .37 .48 .56 .61 .65 .70 .68 .66 .66 .70 .77 .86 .95 1 .95 .80 .60;
-mean 0.59), or flat with --day-shape flat. A progress line per second goes to stderr, the final
+mean 0.57), or flat with --day-shape flat. A progress line per second goes to stderr, the final
 report to stdout (and as JSON to --out). Ctrl-C stops sending and reports what was sent.
 
 --market makes it a first-price exchange that judges the bidder: at start it reads each target's

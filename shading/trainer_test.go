@@ -1,0 +1,187 @@
+package shading
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"rtb/auction"
+	"rtb/events"
+)
+
+// lognormalMarket makes n auctions of one segment against a log-normal highest competing bid:
+// values log-uniform in [0.8, 6] × 10^6 micros, bids a uniform [0.5, 1] of the value; a share
+// mtw of losses carry the minimum bid to win.
+func lognormalMarket(seed uint64, n int, mu, sigma, mtw float64, exchange, segment string, ts time.Time) []events.Event {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	out := make([]events.Event, 0, n)
+	for i := range n {
+		v := 0.8e6 * math.Exp(rng.Float64()*math.Log(6/0.8))
+		b := int64(v * (0.5 + 0.5*rng.Float64()))
+		c := math.Exp(mu + sigma*rng.NormFloat64())
+		e := events.Event{V: events.Version, ID: fmt.Sprintf("e-%d-%d", seed, i), TS: ts, RequestID: fmt.Sprintf("r-%d-%d", seed, i),
+			ImpID: "1", CampaignID: fmt.Sprintf("c-%d", i%7), Exchange: exchange, Segment: segment, BidMicros: b}
+		if float64(b) > c {
+			e.Type, e.PriceMicros = events.Win, b
+		} else {
+			e.Type, e.Reason = events.Loss, 102
+			if rng.Float64() < mtw {
+				e.MinToWinMicros = int64(c) + 10_000
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func newTestTrainer(t *testing.T, cfg TrainerConfig) (*Trainer, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg.Brokers, cfg.Registerer = []string{"127.0.0.1:1"}, reg
+	tr, err := NewTrainer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, reg
+}
+
+func outcomes(t *testing.T, tr *Trainer, o string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(tr.metrics.outcome(o))
+}
+
+func TestTrainerFitsEveryKeyLevel(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tr, _ := newTestTrainer(t, TrainerConfig{Now: func() time.Time { return now }})
+	mu, sigma := math.Log(1.5e6), 0.6
+	for _, e := range lognormalMarket(1, 6000, mu, sigma, 0.3, "x", "banner-300x250|site", now.Add(-time.Minute)) {
+		tr.Observe(&e)
+	}
+	models := tr.Refit()
+	keys := map[string]auction.ModelParams{}
+	for _, m := range models {
+		keys[m.Params().Key.String()] = m.Params()
+	}
+	for _, k := range []string{"x|banner-300x250|site", "x|banner-300x250", "x", "*"} {
+		p, ok := keys[k]
+		if !ok {
+			t.Errorf("no model for %s (have %v)", k, keys)
+			continue
+		}
+		if math.Abs(p.Mu-mu) > 0.05 || math.Abs(p.Sigma-sigma)/sigma > 0.1 || p.N != 5000 || !p.FittedAt.Equal(now) {
+			t.Errorf("%s: %+v, want mu %.3f sigma %.2f from the last 5000", k, p, mu, sigma)
+		}
+	}
+	if got := tr.Refit(); len(got) != 0 {
+		t.Errorf("refit without new data published %d models", len(got))
+	}
+	// Past MaxAge everything goes, keys included.
+	now = now.Add(2 * time.Hour)
+	tr.Refit()
+	if n := testutil.ToFloat64(tr.metrics.segments); n != 0 {
+		t.Errorf("%v keys after MaxAge", n)
+	}
+}
+
+func TestTrainerCountsCompetitiveOutcomesOnce(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tr, _ := newTestTrainer(t, TrainerConfig{Now: func() time.Time { return now }})
+	ev := func(typ events.Type, id, req string, reason int) *events.Event {
+		return &events.Event{V: 1, Type: typ, ID: id, TS: now, RequestID: req, ImpID: "1", CampaignID: "c", Exchange: "x",
+			Segment: "video|app", BidMicros: 1_000_000, PriceMicros: 1_000_000, Reason: reason}
+	}
+	tr.Observe(ev(events.Bid, "b1", "r1", 0))
+	tr.Observe(ev(events.Win, "w1", "r1", 0))
+	tr.Observe(ev(events.Win, "w1", "r1", 0))  // retried notice
+	tr.Observe(ev(events.Loss, "l1", "r1", 0)) // contradicting loss for the same imp
+	tr.Observe(ev(events.Bill, "k1", "r1", 0))
+	tr.Observe(ev(events.Loss, "l2", "r2", 100)) // below floor
+	tr.Observe(ev(events.Loss, "l3", "r3", 2))   // invalid request
+	tr.Observe(ev(events.Loss, "l4", "r4", 103))
+	tr.Observe(ev(events.Traffic, "t1", "", 0))
+	deal := ev(events.Win, "w5", "r5", 0)
+	deal.DealID = "d"
+	tr.Observe(deal)
+	mtw := ev(events.Loss, "l6", "r6", 102)
+	mtw.MinToWinMicros = 1_300_000
+	tr.Observe(mtw)
+	for o, want := range map[string]float64{"win": 1, "outbid": 1, "min_to_win": 1, "duplicate": 2, "ignored": 3} {
+		if got := outcomes(t, tr, o); got != want {
+			t.Errorf("%s: %v, want %v", o, got, want)
+		}
+	}
+}
+
+// On an exchange without loss notices a sampled bid with no win in OutcomeWait is a loss, a win
+// counts only with its sampled bid (in whichever order they arrive), and unsampled wins not at all.
+func TestTrainerInfersLosses(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tr, _ := newTestTrainer(t, TrainerConfig{Now: func() time.Time { return now }, InferLossExchanges: []string{"y"}, OutcomeWait: time.Minute})
+	ev := func(typ events.Type, req string) *events.Event {
+		return &events.Event{V: 1, Type: typ, ID: string(typ) + req, TS: now, RequestID: req, ImpID: "1", CampaignID: "c",
+			Exchange: "y", Segment: "video|app", BidMicros: 1_000_000, PriceMicros: 1_000_000}
+	}
+	tr.Observe(ev(events.Bid, "r1")) // lost: no win comes
+	tr.Observe(ev(events.Bid, "r2"))
+	tr.Observe(ev(events.Win, "r2")) // win after its bid
+	tr.Observe(ev(events.Win, "r3"))
+	tr.Observe(ev(events.Bid, "r3")) // bid after its win
+	tr.Observe(ev(events.Win, "r4")) // unsampled
+	tr.Refit()
+	if w, l := outcomes(t, tr, "win"), outcomes(t, tr, "inferred_loss"); w != 2 || l != 0 {
+		t.Errorf("before OutcomeWait: %v wins %v inferred losses", w, l)
+	}
+	now = now.Add(2 * time.Minute)
+	tr.Refit()
+	if w, l, u := outcomes(t, tr, "win"), outcomes(t, tr, "inferred_loss"), outcomes(t, tr, "unsampled"); w != 2 || l != 1 || u != 1 {
+		t.Errorf("after OutcomeWait: %v wins, %v inferred losses, %v unsampled", w, l, u)
+	}
+}
+
+func TestTrainerConfigErrors(t *testing.T) {
+	for _, cfg := range []TrainerConfig{
+		{},
+		{Brokers: []string{"b"}, Interval: -1},
+		{Brokers: []string{"b"}, Window: 100},
+		{Brokers: []string{"b"}, MaxKeys: -1},
+	} {
+		if _, err := NewTrainer(cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+	tr, err := NewTrainer(TrainerConfig{Brokers: []string{"b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tr.Config()
+	if c.Group != "rtb-shading" || c.Interval != 10*time.Second || c.Window != 5000 || c.MaxAge != time.Hour || c.OutcomeWait != 2*time.Minute {
+		t.Errorf("defaults %+v", c)
+	}
+	s, _ := auction.NewLearnedShader(auction.ShaderConfig{})
+	if _, err := NewReader(ReaderConfig{Shader: s}); err == nil {
+		t.Error("reader without brokers")
+	}
+	if _, err := NewReader(ReaderConfig{Brokers: []string{"b"}}); err == nil {
+		t.Error("reader without shader")
+	}
+}
+
+func TestTrainerMetricsLint(t *testing.T) {
+	_, reg := newTestTrainer(t, TrainerConfig{})
+	s, _ := auction.NewLearnedShader(auction.ShaderConfig{})
+	if _, err := NewReader(ReaderConfig{Brokers: []string{"b"}, Shader: s, Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}

@@ -170,6 +170,10 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 				b.m.capped[capNoUser].Inc()
 				continue
 			}
+			if !b.capsReady() {
+				b.m.capped[capWarming].Inc()
+				continue
+			}
 			if b.cfg.Caps != nil && !b.cfg.Caps.Allow(s.user, c.ID, fc.Impressions, now) {
 				b.m.capped[capReached].Inc()
 				continue
@@ -370,6 +374,10 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 	}
 	en := &e.index.Entries[o.Rank]
 	c := en.Campaign
+	if fc := c.FrequencyCap; fc != nil && b.cfg.Caps != nil && !b.cfg.Caps.TryReserve(s.user, c.ID, fc.Impressions, now) {
+		b.m.capped[capReached].Inc()
+		return false
+	}
 	cr := &en.Creatives[o.Creative]
 	rd := &e.ranks[o.Rank]
 
@@ -429,9 +437,6 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 		DealID: o.DealID, W: w, H: h, MType: mtype,
 	})
 	rd.bids.Inc()
-	if c.FrequencyCap != nil && b.cfg.Caps != nil {
-		b.cfg.Caps.Reserve(s.user, c.ID, now)
-	}
 	if r := b.cfg.BidSampleRate; r > 0 && b.cfg.Events != nil && (r >= 1 || rand.Float64() < r) {
 		s.event = events.Event{
 			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,

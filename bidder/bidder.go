@@ -46,8 +46,9 @@ type FrequencyCaps interface {
 	// Allow reports whether user may be shown campaign once more: its impressions in the cap window
 	// plus the bids still pending are under limit.
 	Allow(user uint64, campaign string, limit int, now time.Time) bool
-	// Reserve counts a bid just made as pending, until its impression arrives through the stream.
-	Reserve(user uint64, campaign string, now time.Time)
+	// TryReserve counts a bid about to be made as pending, until its impression arrives through the
+	// stream, unless that would pass limit (two requests for one user at once): then false.
+	TryReserve(user uint64, campaign string, limit int, now time.Time) bool
 }
 
 // CTREstimator predicts a campaign's click-through rate on a segment of inventory, pulled toward
@@ -74,11 +75,14 @@ type Config struct {
 	// Caps enforces campaigns' frequency caps; nil leaves caps unenforced (tests, tools). A capped
 	// campaign never bids on a request that names no user: its cap could not hold.
 	Caps FrequencyCaps
-	CTR  CTREstimator // click-through estimates for CPC campaigns; nil = each campaign's configured ctr
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
-	Clock            func() time.Time // default time.Now; tests inject one
-	BidIDPrefix      string           // default: random per process, so bid ids are unique across restarts
+	// CapsReady is closed once Caps holds the impressions of the cap windows (the feature updater
+	// has caught up); until then capped campaigns do not bid and /readyz answers 503. nil = ready.
+	CapsReady   <-chan struct{}
+	CTR         CTREstimator // click-through estimates for CPC campaigns; nil = each campaign's configured ctr
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Clock       func() time.Time // default time.Now; tests inject one
+	BidIDPrefix string           // default: random per process, so bid ids are unique across restarts
 }
 
 // Bidder serves bid requests. It is safe for concurrent use.
@@ -180,6 +184,19 @@ func (b *Bidder) SetCampaigns(set *campaign.Set) error {
 // Campaigns returns the campaign set in force.
 func (b *Bidder) Campaigns() *campaign.Set { return b.eng.Load().set }
 
+// capsReady reports whether frequency caps can be trusted yet.
+func (b *Bidder) capsReady() bool {
+	if b.cfg.CapsReady == nil {
+		return true
+	}
+	select {
+	case <-b.cfg.CapsReady:
+		return true
+	default:
+		return false
+	}
+}
+
 // Drain makes /readyz answer 503 so that load balancers stop sending before the server shuts down.
 func (b *Bidder) Drain() { b.draining.Store(true) }
 
@@ -227,6 +244,11 @@ func (b *Bidder) Handler() fasthttp.RequestHandler {
 			if b.draining.Load() || b.eng.Load() == nil {
 				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 				ctx.SetBodyString("draining\n")
+				return
+			}
+			if !b.capsReady() {
+				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+				ctx.SetBodyString("warming up: reading the impressions of frequency-cap windows\n")
 				return
 			}
 			ctx.SetBodyString("ready\n")

@@ -2,13 +2,16 @@ package bidder
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"rtb/auction"
 	"rtb/bidder/campaign"
 	"rtb/bidder/campaign/campaigntest"
+	"rtb/features"
 )
 
 // typicalBanner is a common open-auction display request: one 300×250 imp with a format list, a
@@ -25,9 +28,33 @@ var typicalBanner = []byte(`{"id":"80ce30c53c16e6ede735f123ef6e32361bfc7b22","at
 "source":{"tid":"t-1","schain":{"complete":1,"ver":"1.0","nodes":[{"asi":"exchange.com","sid":"123","hp":1}]}}}`)
 
 // servingConfig is what rtb serve runs with: pacing obeyed (every campaign fully admitted until the
-// pacer speaks), so the bench pays for the pacing gate and the traffic count.
-func servingConfig(c *Config) {
-	c.Pacing = PacingConfig{Enabled: true, Unknown: 1, StaleAfter: 5 * time.Second}
+// pacer speaks), frequency caps and CTR estimates from the feature store, and learned bid shading
+// with a model for the request's segment, so the bench pays for every lookup the bid path makes.
+func servingConfig(t testing.TB) func(*Config) {
+	caps, err := features.NewCaps(features.CapsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(caps.Close)
+	ctrs, err := features.NewCTRs(features.CTRConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shader, err := auction.NewLearnedShader(auction.ShaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := auction.NewSegmentModel(auction.ModelParams{
+		Key: auction.KeyOf("default", "banner-300x250|site"), Mu: math.Log(1.5e6), Sigma: 0.6, N: 1000, FittedAt: time.Now(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shader.Swap(auction.NewModels(m))
+	return func(c *Config) {
+		c.Pacing = PacingConfig{Enabled: true, Unknown: 1, StaleAfter: 5 * time.Second}
+		c.Caps, c.CTR, c.Shader = caps, ctrs, shader
+	}
 }
 
 func handlerCtx(body []byte) *fasthttp.RequestCtx {
@@ -49,7 +76,7 @@ func campaignSet(n int) *campaign.Set {
 func BenchmarkHandler(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
-			bd, _ := newTestBidder(b, campaignSet(n), servingConfig)
+			bd, _ := newTestBidder(b, campaignSet(n), servingConfig(b))
 			h := bd.Handler()
 			ctx := handlerCtx(typicalBanner)
 			h(ctx)
@@ -71,7 +98,7 @@ func TestHandlerAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items); the README's test command also runs this test without it")
 	}
-	bd, _ := newTestBidder(t, campaignSet(1000), servingConfig)
+	bd, _ := newTestBidder(t, campaignSet(1000), servingConfig(t))
 	h := bd.Handler()
 	ctx := handlerCtx(typicalBanner)
 	h(ctx)

@@ -46,10 +46,11 @@ func (f *fakeCaps) Allow(user uint64, c string, limit int, _ time.Time) bool {
 	return limit == 3 && !f.full[c]
 }
 
-func (f *fakeCaps) Reserve(user uint64, c string, _ time.Time) {
+func (f *fakeCaps) TryReserve(user uint64, c string, limit int, _ time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reserved = append(f.reserved, c)
+	return limit == 3
 }
 
 type fixedCTR float64

@@ -45,10 +45,11 @@ type metrics struct {
 const (
 	capReached = iota
 	capNoUser
+	capWarming
 	numCapReasons
 )
 
-var capReasons = [numCapReasons]string{"cap_reached", "no_user"}
+var capReasons = [numCapReasons]string{"cap_reached", "no_user", "warming_up"}
 
 func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	m := &metrics{
@@ -109,7 +110,7 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	}
 	cappedVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtb_frequency_capped_total",
-		Help: "Candidate campaigns passed over for their frequency cap: cap_reached (impressions plus pending bids at the cap), no_user (the request names no user, so a cap could not hold).",
+		Help: "Candidate campaigns passed over for their frequency cap: cap_reached (impressions plus pending bids at the cap), no_user (the request names no user, so a cap could not hold), warming_up (the bidder is still reading the impressions of cap windows).",
 	}, []string{"reason"})
 	for i, r := range capReasons {
 		m.capped[i] = cappedVec.WithLabelValues(r)

@@ -31,7 +31,7 @@ import (
 type CTRConfig struct {
 	// PriorImpressions is m, the weight of the prior in impressions; default 1000.
 	PriorImpressions float64
-	// DefaultPrior is the prior Snapshot uses when given no prior function; default 0.001.
+	// DefaultPrior is the prior Snapshot uses when given no prior function; default DefaultCTRPrior.
 	DefaultPrior float64
 	// MaxCampaigns and MaxSegments bound the campaigns and the campaign × segment pairs counted;
 	// defaults 10,000 and 200,000.
@@ -82,7 +82,7 @@ func NewCTRs(cfg CTRConfig) (*CTRs, error) {
 	}
 	c := &CTRs{
 		m:            cmp.Or(cfg.PriorImpressions, 1000),
-		defaultPrior: cmp.Or(cfg.DefaultPrior, 0.001),
+		defaultPrior: cmp.Or(cfg.DefaultPrior, DefaultCTRPrior),
 		maxCampaigns: cmp.Or(cfg.MaxCampaigns, 10_000),
 		maxSegment:   cmp.Or(cfg.MaxSegments, 200_000),
 		publishEvery: cmp.Or(cfg.PublishEvery, 100*time.Millisecond),
@@ -247,6 +247,10 @@ type CTREstimate struct {
 	Prior       float64 `json:"prior"`    // the campaign's prior, as given
 	Estimate    float64 `json:"estimate"` // what Estimate returns for the same prior
 }
+
+// DefaultCTRPrior is the click-through rate assumed of a campaign that states none (display
+// campaigns bought per mille): 0.1%, typical of display banners.
+const DefaultCTRPrior = 0.001
 
 // Snapshot lists every campaign (Segment "") and campaign × segment counted, sorted by campaign
 // then segment (the campaign's own line first), with estimates for the prior that prior gives

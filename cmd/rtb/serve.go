@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,12 +24,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 
+	"rtb/auction"
 	"rtb/bidder"
 	"rtb/bidder/campaign"
 	"rtb/bidder/notice"
 	"rtb/events"
 	"rtb/features"
 	"rtb/pacing"
+	"rtb/shading"
 )
 
 type serveFlags struct {
@@ -42,6 +45,11 @@ type serveFlags struct {
 	noticeMaxAge, dayLength                         time.Duration
 	billOnWin                                       string
 	pacing                                          bool
+	shading                                         string
+	shadingExplore                                  float64
+	shadingInterval                                 time.Duration
+	capPending, featuresLookback                    time.Duration
+	ctrPriorImps                                    float64
 }
 
 // The roles of the binary: serve runs them all on one machine; bidder and pacer run one role each
@@ -88,12 +96,22 @@ func runRoles(role string, args []string) error {
 	fs.DurationVar(&f.dayLength, "day-length", 24*time.Hour, "length of a pacing day; shorter (e.g. 10m) compresses a whole day of pacing into\nminutes for tests and the simulator. Every bidder and pacer must agree")
 	fs.StringVar(&f.billOnWin, "bill-on-win", "", "exchanges (comma-separated, as in ?exchange=) that send no billing notice: their\nwin notice counts as the spend")
 	fs.BoolVar(&f.pacing, "pacing", true, "obey pacing: admit campaigns at the pacer's throttle and bid multiplier")
+	fs.StringVar(&f.shading, "shading", "learned", "first-price bid shading: learned (the win-rate models the trainer publishes on\nrtb.models; full value where a segment has none yet), none (bid the value), or a\nfixed factor of the value such as 0.8")
+	fs.Float64Var(&f.shadingExplore, "shading-explore", 0.02, "with --shading learned, share of first-price bids made at a random 50-100% of\nthe value, so the models keep learning when the market moves (0 turns it off)")
+	fs.DurationVar(&f.shadingInterval, "shading-interval", 10*time.Second, "how often the shading trainer refits and publishes the segments with new data")
+	fs.DurationVar(&f.capPending, "cap-pending", 30*time.Second, "a bid counts against its user's frequency cap for this long, until its impression\narrives through Kafka; it must cover the exchange's notice delay")
+	fs.DurationVar(&f.featuresLookback, "features-lookback", 24*time.Hour, "on start, impressions and clicks this far back are read to rebuild frequency caps;\nit must cover the longest cap window")
+	fs.Float64Var(&f.ctrPriorImps, "ctr-prior-imps", 1000, "weight of a campaign's configured ctr in its click-through estimate, in impressions:\nthe estimate moves from the prior to the observed CTR as impressions outgrow it")
 	fs.Usage = usage(fs, roleUsage[role])
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
+	}
+	shader, err := parseShading(f.shading, f.shadingExplore)
+	if err != nil {
+		return err
 	}
 	if role != roleServe && f.kafka == "" {
 		return fmt.Errorf("--kafka is required: rtb %s runs against a Kafka cluster (rtb serve embeds a broker)", role)
@@ -182,18 +200,20 @@ func runRoles(role string, args []string) error {
 			return err
 		}
 		onReload = append(onReload, func(s *campaign.Set) error { pacer.SetCampaigns(s); return nil })
-		pctx, stopPacer := context.WithCancel(ctx)
-		pacerDone := make(chan struct{})
-		go func() {
-			defer close(pacerDone)
-			if err := pacer.Run(pctx); err != nil {
-				log.Error("pacer stopped", "error", err)
-			}
-		}()
-		stops = append(stops, func() { stopPacer(); <-pacerDone })
+		stops = append(stops, runBackground(ctx, log, "pacer", pacer.Run))
+		// The shading trainer learns from every bidder's wins and losses; one per cluster (it runs
+		// where the pacer runs), since two would each publish their own fit of the same segments.
+		trainer, err := shading.NewTrainer(shading.TrainerConfig{
+			Brokers: brokers, Interval: f.shadingInterval, Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, runBackground(ctx, log, "shading trainer", trainer.Run))
 	}
 
 	var b *bidder.Bidder
+	var ctrAPI http.Handler
 	if role != rolePacer {
 		store, err := features.New(features.Config{})
 		if err != nil {
@@ -226,15 +246,45 @@ func runRoles(role string, args []string) error {
 				log.Error("event producer close", "error", err)
 			}
 		})
+		caps, err := features.NewCaps(features.CapsConfig{PendingFor: f.capPending})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, caps.Close) // after the bid path and the updater (stops run in reverse)
+		ctrs, err := features.NewCTRs(features.CTRConfig{PriorImpressions: f.ctrPriorImps})
+		if err != nil {
+			return err
+		}
+		// The updater is created before the bidder but asks it for cap windows only once running.
+		var capWindow func(string) (time.Duration, bool)
+		updater, err := features.NewUpdater(features.UpdaterConfig{
+			Brokers: brokers, Caps: caps, CTRs: ctrs, Lookback: f.featuresLookback,
+			CapWindow:  func(id string) (time.Duration, bool) { return capWindow(id) },
+			Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
 		b, err = bidder.New(bidder.Config{
 			Budget: f.budget, NetworkAllowance: f.allowance, MaxBodyBytes: f.maxBody, MaxInFlight: f.maxInFlight,
 			NoticeBaseURL: strings.TrimRight(f.noticeURL, "/"), Seat: f.seat, Signer: signer, Features: store,
 			Events: producer, BidSampleRate: f.bidSample, NoticeMaxAge: f.noticeMaxAge,
 			Pacing: bidder.PacingConfig{Enabled: f.pacing, Unknown: 1, StaleAfter: 5 * time.Second},
+			Shader: shader, Caps: caps, CapsReady: updater.Ready(), CTR: ctrs,
 			Logger: log, Registerer: reg,
 		}, set)
 		if err != nil {
 			return err
+		}
+		capWindow = b.CapWindow
+		ctrAPI = b.CTRAPI(ctrs.Snapshot)
+		stops = append(stops, runBackground(ctx, log, "feature updater", updater.Run))
+		if ls, ok := shader.(*auction.LearnedShader); ok {
+			models, err := shading.NewReader(shading.ReaderConfig{Brokers: brokers, Shader: ls, Registerer: reg, Logger: log})
+			if err != nil {
+				return err
+			}
+			stops = append(stops, runBackground(ctx, log, "shading model reader", models.Run))
 		}
 		onReload = append(onReload, b.SetCampaigns)
 		go b.ReportTraffic(ctx)
@@ -300,7 +350,7 @@ func runRoles(role string, args []string) error {
 	if err != nil {
 		return fmt.Errorf("admin listener %s: %w", f.admin, err)
 	}
-	adminSrv := &http.Server{Handler: adminMux(reg, b, rm), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: adminMux(reg, b, rm, ctrAPI), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin server", "error", err)
@@ -369,11 +419,14 @@ func runRoles(role string, args []string) error {
 	return nil
 }
 
-func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel) *http.ServeMux {
+func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel, ctrAPI http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if b != nil {
 		mux.Handle("GET /api/campaigns", b.CampaignsAPI())
+	}
+	if ctrAPI != nil {
+		mux.Handle("GET /api/ctr", ctrAPI)
 	}
 	mux.Handle("GET /api/pacing", rm.APIHandler())
 	mux.Handle("GET /dashboard", pacing.DashboardHandler("/api/pacing"))
@@ -383,7 +436,7 @@ func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel) 
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "rtb admin: /dashboard /api/pacing /api/campaigns /metrics /debug/pprof/\n")
+		fmt.Fprint(w, "rtb admin: /dashboard /api/pacing /api/campaigns /api/ctr /metrics /debug/pprof/\n")
 	})
 	return mux
 }
@@ -453,4 +506,42 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// runBackground runs a service until ctx is done; the returned stop cancels it and waits for it.
+func runBackground(ctx context.Context, log *slog.Logger, name string, run func(context.Context) error) func() {
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := run(rctx); err != nil && rctx.Err() == nil {
+			log.Error(name+" stopped", "error", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// parseShading turns --shading into the bidder's shader.
+func parseShading(mode string, explore float64) (auction.Shader, error) {
+	switch mode {
+	case "none":
+		return auction.NoShading{}, nil
+	case "learned":
+		if explore < 0 || explore > 0.5 {
+			return nil, fmt.Errorf("--shading-explore %v: want a share within 0..0.5", explore)
+		}
+		if explore == 0 {
+			explore = -1 // the shader's "off"; its zero value means the default share
+		}
+		s, err := auction.NewLearnedShader(auction.ShaderConfig{Explore: explore})
+		if err != nil {
+			return nil, fmt.Errorf("--shading-explore: %w", err)
+		}
+		return s, nil
+	}
+	factor, err := strconv.ParseFloat(mode, 64)
+	if err != nil || !(factor > 0 && factor <= 1) {
+		return nil, fmt.Errorf("--shading %q: want learned, none, or a factor in (0,1] such as 0.8", mode)
+	}
+	return auction.FixedShader{Factor: factor}, nil
 }

@@ -2,7 +2,7 @@
 # benchmarks/market.sh: bid shading judged in the load generator's market, in one run.
 #
 # Starts one `rtb serve` per arm (each its own ports, data dir and embedded broker, the same
-# campaigns: benchmarks/market/campaigns.yaml), differing only by --shading: none, fixed factors,
+# campaigns: cmd/rtb/testdata/market-campaigns.yaml), differing only by --shading: none, fixed factors,
 # and learned. `rtb loadgen --market` then sends every scheduled request to every arm at the same
 # time and draws the highest competing bid and the click of each auction once for all arms (common
 # random numbers), so the arms differ by what they bid and nothing else. The report compares win
@@ -56,7 +56,7 @@ for arm in "${ARMS[@]}"; do
 	case $arm in none | learned) ;; *) label="fixed-$arm" ;; esac
 	"$WORK/rtb" serve --listen "127.0.0.1:$port" --admin "127.0.0.1:$((port + 1))" \
 		--broker-addr "127.0.0.1:$((port + 2))" --data-dir "$WORK/$label" \
-		--campaigns "$ROOT/benchmarks/market/campaigns.yaml" --shading "$arm" --shading-interval 5s \
+		--campaigns "$ROOT/cmd/rtb/testdata/market-campaigns.yaml" --shading "$arm" --shading-interval 5s \
 		--log-level warn >"$WORK/$label.log" 2>&1 &
 	PIDS+=($!)
 	TARGETS+=("http://127.0.0.1:$port/openrtb2/bid")
@@ -99,7 +99,7 @@ ctr_rows=$(jq -r '.targets[] | .label as $l | .market.campaigns[] | select(.ctr_
 	echo "Recorded $(date -u +%Y-%m-%dT%H:%MZ) at commit $(git rev-parse --short HEAD) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
 	echo "Command: \`bash benchmarks/market.sh\` (ARMS=\"${ARMS[*]}\" RATE=$RATE DURATION=$DURATION SEED=$SEED)."
 	echo
-	echo "Every arm is an \`rtb serve\` with the campaigns of \`benchmarks/market/campaigns.yaml\`; each scheduled"
+	echo "Every arm is an \`rtb serve\` with the campaigns of \`cmd/rtb/testdata/market-campaigns.yaml\`; each scheduled"
 	echo "request goes to every arm, and the highest competing bid and the click of each auction are drawn once"
 	echo "for all arms. Market: log-normal competition, medians by segment (\`--market-mu $MU\`,"
 	echo "\`--market-sigma $SIGMA\`), true CTR \`$CTR\`. Surplus = Σ (true value − price) / 1000 over wins."

@@ -240,6 +240,8 @@ func TestServeRefusesBadInput(t *testing.T) {
 		{"bidder needs a cluster", []string{"bidder"}, nil, 1, "--kafka is required"},
 		{"pacer needs a cluster", []string{"pacer"}, nil, 1, "--kafka is required"},
 		{"pacer help", []string{"pacer", "--help"}, nil, 0, "split the campaigns by Kafka partition"},
+		{"bad shading mode", []string{"serve", "--shading", "1.5"}, nil, 1, `--shading "1.5": want learned, none, or a factor`},
+		{"bad exploration share", []string{"serve", "--shading-explore", "0.9"}, nil, 1, "--shading-explore 0.9"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -257,11 +259,11 @@ func TestServeRefusesBadInput(t *testing.T) {
 
 // startServe runs `rtb serve` on free ports with dir as its data dir and returns its addresses and a
 // function that stops it with SIGTERM and waits for a clean exit.
-func startServe(t *testing.T, bin, dir string) (listen, admin, broker string, stop func()) {
+func startServe(t *testing.T, bin, dir string, extra ...string) (listen, admin, broker string, stop func()) {
 	t.Helper()
 	listen, admin, broker = freePort(t), freePort(t), freePort(t)
 	var logs lockedBuffer
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--broker-addr", broker, "--data-dir", dir)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", listen, "--admin", admin, "--broker-addr", broker, "--data-dir", dir}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package events is rtb's event backbone: the versioned schema of everything that happens after a bid
 // (bids sampled for learning, wins, billing, impressions, clicks, losses), a Kafka producer that never
 // blocks the request path and never silently drops money, consumers that are at-least-once and
-// idempotent, dead letters, lag, and the embedded Kafka-compatible broker `rtb serve` runs when no
-// cluster is named. Nothing outside this package knows which broker is in use or imports kafka-go.
+// idempotent (a Consumer in a group; a Replayer for event-sourced state; a Follower that reads every
+// partition without a group, for state every process needs), dead letters, lag, and the embedded
+// Kafka-compatible broker `rtb serve` runs when no cluster is named. Nothing outside this package knows which broker is in use or imports kafka-go.
 package events
 
 import (

@@ -8,8 +8,10 @@
 // memory is a miss, and a miss means "no information", not "wait".
 //
 // Each kind of record lives in its own ristretto cache so that kinds neither share keys nor compete
-// for each other's space. Frequency caps and online CTR estimates (fed from Kafka) are meant to be
-// further caches on Store, added the same way.
+// for each other's space. Frequency caps (Caps: confirmed impressions from Kafka plus this bidder's
+// pending bids) and online CTR estimates (CTRs: Beta-smoothed per campaign and campaign × segment)
+// are separate types, fed by an Updater that reads every partition of rtb.impressions and
+// rtb.clicks (fan-out, no consumer group) from a lookback on, so every bidder caps every user.
 package features
 
 import (

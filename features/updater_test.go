@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"reflect"
 	"testing"
 	"time"
@@ -13,24 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"rtb/events"
+	"rtb/events/eventstest"
 )
 
 const upWait = 60 * time.Second
 
 func upBroker(t testing.TB) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	b, err := events.StartBroker(context.Background(), events.BrokerConfig{Addr: addr, Partitions: 4, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	return eventstest.Broker(t, nil)
 }
 
 // upPublish publishes evs and returns once Kafka has them all.

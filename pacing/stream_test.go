@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	campaigns "rtb/bidder/campaign"
 	"rtb/events"
+	"rtb/events/eventstest"
 	"rtb/pacing"
 )
 
@@ -38,18 +38,7 @@ func testLogger() *slog.Logger {
 // closes it when the test ends (as startTestBroker in package events).
 func startBroker(t testing.TB) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	b, err := events.StartBroker(context.Background(), events.BrokerConfig{Addr: addr, Partitions: 4, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	return eventstest.Broker(t, testLogger())
 }
 
 // newProducer returns an events.Producer closed (flushed) when the test ends, if not before.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"rtb/auction"
 	"rtb/events"
+	"rtb/events/eventstest"
 )
 
 func testLogger() *slog.Logger {
@@ -27,18 +27,7 @@ func testLogger() *slog.Logger {
 
 func startBroker(t *testing.T) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	b, err := events.StartBroker(context.Background(), events.BrokerConfig{Addr: addr, Partitions: 4, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	return eventstest.Broker(t, testLogger())
 }
 
 // run starts fn in the background; the test's cleanup stops it and checks it returned nil.

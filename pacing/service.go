@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -161,6 +162,7 @@ func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.ccfg.Interval)
 	defer t.Stop()
 	var states []State
+	sent := newPublished(3 * s.ccfg.Interval)
 	for {
 		select {
 		case <-ctx.Done():
@@ -170,12 +172,15 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		states = s.step(states[:0])
-		if len(states) == 0 {
-			continue
+		kvs := make([]events.KV, 0, len(states))
+		for _, st := range states {
+			if !sent.due(st) {
+				continue
+			}
+			kvs = append(kvs, events.KV{Key: st.CampaignID, Value: EncodeState(st)})
 		}
-		kvs := make([]events.KV, len(states))
-		for i, st := range states {
-			kvs[i] = events.KV{Key: st.CampaignID, Value: EncodeState(st)}
+		if len(kvs) == 0 {
+			continue
 		}
 		// A slow write delays the next step rather than losing this one: states must not go stale.
 		wctx, cancel := context.WithTimeout(ctx, max(s.ccfg.Interval, time.Second))
@@ -342,4 +347,44 @@ func (c *dayCarry) book(day, cpm int64) int64 {
 	v := c.rem[i] + cpm
 	c.rem[i] = v % 1000
 	return v / 1000
+}
+
+// published remembers what was last published of each campaign, so that a state that says nothing
+// new is not sent every interval. Every bidder decodes every state it is sent, and with 10,000
+// campaigns publishing them all each second cost each bidder a burst of CPU and garbage per second
+// that showed in its p99 (4 ms and more at 500 requests/s on two cores). A state is sent again when
+// what bidders act on moves (throttle or multiplier by more than 1% of itself, status, day), and
+// otherwise every refresh, well inside the bidders' staleness tolerance, so a quiet campaign never
+// goes stale and dashboards' spend figures lag by at most a refresh. Comparing with the last state
+// *sent* (not the last computed) means small steps add up until they are worth sending.
+type published struct {
+	refresh time.Duration
+	last    map[string]State
+}
+
+func newPublished(refresh time.Duration) *published {
+	return &published{refresh: refresh, last: map[string]State{}}
+}
+
+// due reports whether st must be published now, and if so records it as published.
+func (p *published) due(st State) bool {
+	old, ok := p.last[st.CampaignID]
+	if ok && st.UpdatedAt.Sub(old.UpdatedAt) < p.refresh && sameAction(old, st) {
+		return false
+	}
+	p.last[st.CampaignID] = st
+	return true
+}
+
+// sameAction reports whether bidders acting on b would do what they do acting on a.
+func sameAction(a, b State) bool {
+	return near(a.Throttle, b.Throttle) && near(a.Multiplier, b.Multiplier) && a.Status == b.Status &&
+		a.Day.Equal(b.Day) && a.DailyBudget == b.DailyBudget && a.TotalBudget == b.TotalBudget
+}
+
+func near(a, b float64) bool {
+	if a == 0 || b == 0 {
+		return a == b
+	}
+	return math.Abs(a-b) <= 0.01*max(math.Abs(a), math.Abs(b))
 }

@@ -1,9 +1,10 @@
 package pacing
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/bytedance/sonic"
 )
 
 // wireState is a State as it travels on rtb.pacing (JSON, key = campaign id). Times keep their zone
@@ -29,7 +30,7 @@ const wireVersion = 1
 
 // EncodeState is the rtb.pacing message value of s.
 func EncodeState(s State) []byte {
-	b, _ := json.Marshal(wireState{wireVersion, s.CampaignID, s.Day, s.UpdatedAt, s.ValidUntil, s.Throttle,
+	b, _ := sonic.ConfigStd.Marshal(wireState{wireVersion, s.CampaignID, s.Day, s.UpdatedAt, s.ValidUntil, s.Throttle,
 		s.Multiplier, s.DailyBudget, s.SpentToday, s.TargetToday, s.ProjectedToday, s.SpentTotal, s.TotalBudget, s.Status})
 	return b
 }
@@ -37,7 +38,9 @@ func EncodeState(s State) []byte {
 // DecodeState reads an rtb.pacing message value.
 func DecodeState(b []byte) (State, error) {
 	var w wireState
-	if err := json.Unmarshal(b, &w); err != nil {
+	// Every bidder decodes every campaign's state every interval: sonic, not encoding/json, which
+	// took most of a bidder's background CPU with 10,000 campaigns.
+	if err := sonic.ConfigStd.Unmarshal(b, &w); err != nil {
 		return State{}, fmt.Errorf("decode pacing state: %w", err)
 	}
 	if w.V != wireVersion {

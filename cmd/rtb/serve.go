@@ -61,9 +61,9 @@ const (
 )
 
 var roleUsage = map[string]string{
-	roleServe:  "Usage: rtb serve [flags]\n\nRuns everything on one machine: the bidder on the exchange port, the notice endpoints, the\npacer, the admin port (/metrics, /api/campaigns, /api/pacing, /dashboard, /debug/pprof/) and,\nunless --kafka names a cluster, an embedded Kafka-compatible broker.",
-	roleBidder: "Usage: rtb bidder --kafka BROKERS [flags]\n\nRuns the bidder alone (exchange port, notice endpoints, admin port) against a Kafka cluster; it\nobeys the pacing states the pacers publish on rtb.pacing.",
-	rolePacer:  "Usage: rtb pacer --kafka BROKERS [flags]\n\nRuns a budget pacer alone (and its admin port with /api/pacing and /dashboard). Pacers of one\nconsumer group split the campaigns by Kafka partition; one that dies is replaced by the others.",
+	roleServe:  "Usage: rtb serve [flags]\n\nRuns everything on one machine: the bidder on the exchange port, the notice endpoints, the\npacer, the shading trainer, the feature updater (frequency caps, CTR estimates), the admin port\n(/metrics, /api/campaigns, /api/pacing, /api/ctr, /dashboard, /debug/pprof/) and, unless --kafka\nnames a cluster, an embedded Kafka-compatible broker.",
+	roleBidder: "Usage: rtb bidder --kafka BROKERS [flags]\n\nRuns the bidder alone (exchange port, notice endpoints, admin port) against a Kafka cluster; it\nobeys the pacing states the pacers publish on rtb.pacing, shades first-price bids with the models\non rtb.models, and reads every impression and click for frequency caps and CTR estimates.",
+	rolePacer:  "Usage: rtb pacer --kafka BROKERS [flags]\n\nRuns a budget pacer and the bid-shading trainer alone (and an admin port with /api/pacing and\n/dashboard). Pacers of one consumer group split the campaigns by Kafka partition; one that dies\nis replaced by the others. Run the trainer once per cluster: give other pacers --shading-interval 0.",
 }
 
 func serve(args []string) error     { return runRoles(roleServe, args) }
@@ -98,7 +98,7 @@ func runRoles(role string, args []string) error {
 	fs.BoolVar(&f.pacing, "pacing", true, "obey pacing: admit campaigns at the pacer's throttle and bid multiplier")
 	fs.StringVar(&f.shading, "shading", "learned", "first-price bid shading: learned (the win-rate models the trainer publishes on\nrtb.models; full value where a segment has none yet), none (bid the value), or a\nfixed factor of the value such as 0.8")
 	fs.Float64Var(&f.shadingExplore, "shading-explore", 0.02, "with --shading learned, share of first-price bids made at a random 50-100% of\nthe value, so the models keep learning when the market moves (0 turns it off)")
-	fs.DurationVar(&f.shadingInterval, "shading-interval", 10*time.Second, "how often the shading trainer refits and publishes the segments with new data")
+	fs.DurationVar(&f.shadingInterval, "shading-interval", 10*time.Second, "how often the shading trainer refits and publishes the segments with new data;\n0 runs no trainer here (run one per cluster: pacers of one group would split its events)")
 	fs.DurationVar(&f.capPending, "cap-pending", 30*time.Second, "a bid counts against its user's frequency cap for this long, until its impression\narrives through Kafka; it must cover the exchange's notice delay")
 	fs.DurationVar(&f.featuresLookback, "features-lookback", 24*time.Hour, "on start, impressions and clicks this far back are read to rebuild frequency caps;\nit must cover the longest cap window")
 	fs.Float64Var(&f.ctrPriorImps, "ctr-prior-imps", 1000, "weight of a campaign's configured ctr in its click-through estimate, in impressions:\nthe estimate moves from the prior to the observed CTR as impressions outgrow it")
@@ -202,14 +202,17 @@ func runRoles(role string, args []string) error {
 		onReload = append(onReload, func(s *campaign.Set) error { pacer.SetCampaigns(s); return nil })
 		stops = append(stops, runBackground(ctx, log, "pacer", pacer.Run))
 		// The shading trainer learns from every bidder's wins and losses; one per cluster (it runs
-		// where the pacer runs), since two would each publish their own fit of the same segments.
-		trainer, err := shading.NewTrainer(shading.TrainerConfig{
-			Brokers: brokers, Interval: f.shadingInterval, Registerer: reg, Logger: log,
-		})
-		if err != nil {
-			return err
+		// where the pacer runs), since two in one group would each fit half of the events and
+		// publish their own models of the same segments.
+		if f.shadingInterval > 0 {
+			trainer, err := shading.NewTrainer(shading.TrainerConfig{
+				Brokers: brokers, Interval: f.shadingInterval, Registerer: reg, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			stops = append(stops, runBackground(ctx, log, "shading trainer", trainer.Run))
 		}
-		stops = append(stops, runBackground(ctx, log, "shading trainer", trainer.Run))
 	}
 
 	var b *bidder.Bidder

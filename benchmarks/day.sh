@@ -28,12 +28,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '== %s\n' "$*" >&2; }
-command -v jq >/dev/null || { echo "jq is required (apt-get install jq)" >&2; exit 1; }
-
-MU="0.47,banner-300x250=0.588,banner-728x90=-0.105,banner-320x50=-0.511,banner-300x600=0.788,banner-160x600=0.182,banner-970x250=1.099,video=1.792,native=0.47"
-SIGMA="0.5,video=0.35"
-CTR="0.01,m-cpc=0.02"
+. "$ROOT/benchmarks/market.env"
 
 log "building into $WORK"
 go build -o "$WORK/rtb" ./cmd/rtb
@@ -57,7 +52,7 @@ J=$WORK/day.json
 {
 	echo "# One compressed pacing day"
 	echo
-	echo "Recorded $(date -u +%Y-%m-%dT%H:%MZ) at commit $(git rev-parse --short HEAD) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
+	machine
 	echo "Command: \`bash benchmarks/day.sh\` (DAY=$DAY RATE=$RATE SHADING=$SHADING SEED=$SEED): \`rtb serve --day-length $DAY\` with"
 	echo "\`cmd/rtb/testdata/day-campaigns.yaml\`, driven by \`rtb loadgen --market --day-length $DAY\` (diurnal traffic, peak $RATE/s)."
 	echo

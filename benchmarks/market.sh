@@ -10,19 +10,19 @@
 # against the impressions the market fired, and the bidders' CTR estimates against the true CTRs.
 # Writes benchmarks/MARKET.md (and the loadgen's JSON next to it when KEEP_JSON=1).
 #
-# Usage: bash benchmarks/market.sh                 (about 6 minutes)
-# Environment: ARMS (default "none 0.9 0.8 0.7 0.6 learned"), RATE per arm (300), DURATION (300s),
-#              SEED (1), CTR_MIN_IMPS (20000: below it the prior (1,000 impressions) and
-#              click noise alone can be 10%).
+# Usage: bash benchmarks/market.sh                 (about 11 minutes)
+# Environment: ARMS (default "none 0.9 0.8 0.7 0.6 learned"), RATE per arm (300), DURATION (600s),
+#              SEED (1), CTR_MIN_IMPS (30000: at a 2% CTR that is 600 clicks, whose noise (±8% at 95%)
+#              and the prior's pull (1,000 impressions' worth) leave the estimate within 10%).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 read -r -a ARMS <<<"${ARMS:-none 0.9 0.8 0.7 0.6 learned}"
 RATE=${RATE:-300}
-DURATION=${DURATION:-300s}
+DURATION=${DURATION:-600s}
 SEED=${SEED:-1}
-CTR_MIN_IMPS=${CTR_MIN_IMPS:-20000}
+CTR_MIN_IMPS=${CTR_MIN_IMPS:-30000}
 WORK=$(mktemp -d -t rtb-market.XXXXXX)
 PIDS=()
 
@@ -34,16 +34,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '== %s\n' "$*" >&2; }
-command -v jq >/dev/null || { echo "jq is required (apt-get install jq)" >&2; exit 1; }
-
-# The market: the highest competing CPM is log-normal with a median that differs by segment (so no
-# single shading factor fits every segment), as the bid-shading literature models it.
-MU="0.47,banner-300x250=0.588,banner-728x90=-0.105,banner-320x50=-0.511,banner-300x600=0.788,banner-160x600=0.182,banner-970x250=1.099,video=1.792,native=0.47"
-SIGMA="0.5,video=0.35"
-# True click-through rates: 1% (campaigns bought per mille assume 0.1% until they learn), and 2% for
-# m-cpc, whose configured prior is 1%: the estimates must find them from the clicks.
-CTR="0.01,m-cpc=0.02"
+. "$ROOT/benchmarks/market.env"
 
 log "building into $WORK"
 go build -o "$WORK/rtb" ./cmd/rtb
@@ -96,7 +87,7 @@ ctr_rows=$(jq -r '.targets[] | .label as $l | .market.campaigns[] | select(.ctr_
 {
 	echo "# Market run: bid shading, frequency caps, CTR estimates"
 	echo
-	echo "Recorded $(date -u +%Y-%m-%dT%H:%MZ) at commit $(git rev-parse --short HEAD) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
+	machine
 	echo "Command: \`bash benchmarks/market.sh\` (ARMS=\"${ARMS[*]}\" RATE=$RATE DURATION=$DURATION SEED=$SEED)."
 	echo
 	echo "Every arm is an \`rtb serve\` with the campaigns of \`cmd/rtb/testdata/market-campaigns.yaml\`; each scheduled"

@@ -79,6 +79,13 @@ go build -o "$WORK/rtb" ./cmd/rtb
 go build -o "$WORK/floor" ./benchmarks/floor
 go build -o "$WORK/baseline" ./benchmarks/baseline
 go build -o "$WORK/campaigns" ./benchmarks/campaigns
+# The sample campaigns without their frequency caps, for rtb and the baseline alike: the baseline
+# implements no caps, and the load generator's pool brings each user back many times a minute, so
+# capped campaigns would soon stop bidding in rtb: it would do less work than the baseline per
+# request (and look faster for it) instead of the same.
+SAMPLES=$WORK/samples-uncapped.yaml
+awk '/^    frequency_cap:/ { skip = 2; next } skip > 0 { skip--; next } { print }' bidder/campaign/samples.yaml >"$SAMPLES"
+grep -q frequency_cap "$SAMPLES" && die "could not strip the frequency caps from the samples"
 
 # wait_http URL: up to 120 s for the server to answer (10,000 campaigns take a few seconds to load).
 wait_http() {
@@ -264,7 +271,7 @@ IFS=, read -ra servers <<<"$SERVERS"
 for name in "${servers[@]}"; do
 	[[ $name == floor || $name == rtb || $name == baseline ]] || die "SERVERS: unknown server $name"
 	log "$name: starting"
-	start_server "$name"
+	start_server "$name" "$SAMPLES"
 	knee "$name"
 	WRK[$name]="- - -"
 	if [[ $name != baseline ]]; then

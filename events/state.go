@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -178,14 +177,8 @@ func (r *StateReader) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case b := <-out:
-			for i, kv := range b.items {
+			for _, kv := range b.items {
 				r.fn(kv.key, kv.value)
-				if i%64 == 63 {
-					// A fleet's states arrive in bursts (thousands of campaigns a second). Go
-					// preempts a running goroutine only every 10 ms, so without yielding a burst
-					// holds a CPU that bid requests wait for: their p99 became the burst's length.
-					runtime.Gosched()
-				}
 			}
 			records += int64(len(b.items))
 			if end, ok := pending[b.tp.partition]; ok && (b.next >= end || b.idle) {

@@ -173,6 +173,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		states = s.step(states[:0])
 		kvs := make([]events.KV, 0, len(states))
+		sent.beginStep(len(states))
 		for _, st := range states {
 			if !sent.due(st) {
 				continue
@@ -357,20 +358,33 @@ func (c *dayCarry) book(day, cpm int64) int64 {
 // otherwise every refresh, well inside the bidders' staleness tolerance, so a quiet campaign never
 // goes stale and dashboards' spend figures lag by at most a refresh. Comparing with the last state
 // *sent* (not the last computed) means small steps add up until they are worth sending.
+//
+// Refreshes are spread: at most a third of the campaigns (refresh = 3 intervals) are re-sent
+// unchanged in one step, else campaigns published together at start would be refreshed together
+// for ever, a burst of every state at once every refresh.
 type published struct {
 	refresh time.Duration
 	last    map[string]State
+	budget  int // unchanged re-sends left in this step
 }
 
 func newPublished(refresh time.Duration) *published {
 	return &published{refresh: refresh, last: map[string]State{}}
 }
 
+// beginStep starts a step of n states.
+func (p *published) beginStep(n int) { p.budget = n/3 + 1 }
+
 // due reports whether st must be published now, and if so records it as published.
 func (p *published) due(st State) bool {
 	old, ok := p.last[st.CampaignID]
-	if ok && st.UpdatedAt.Sub(old.UpdatedAt) < p.refresh && sameAction(old, st) {
-		return false
+	if ok && sameAction(old, st) {
+		// Re-send only once the refresh is near, and the early ones within the step's budget;
+		// the rest wait a step (a refresh at 2 intervals leaves one to spare before 3).
+		if st.UpdatedAt.Sub(old.UpdatedAt) < p.refresh*2/3 || p.budget <= 0 {
+			return false
+		}
+		p.budget--
 	}
 	p.last[st.CampaignID] = st
 	return true

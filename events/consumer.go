@@ -667,6 +667,26 @@ func (o *consumerOutage) ok() {
 	o.failures = 0
 }
 
+// retry calls fn until it succeeds (true) or ctx ends (false), backing off between attempts and
+// logging the outage once: for the start-up steps (offsets, plans) that must succeed before any
+// reading can.
+func (o *consumerOutage) retry(ctx context.Context, fn func() error, attrs ...any) bool {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil {
+			o.ok()
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		o.fail(err, attrs...)
+		if !sleepCtx(ctx, consumerBackoff(attempt)) {
+			return false
+		}
+	}
+}
+
 // Metrics. Label values are bounded: topic and group only.
 
 type consumerVecs struct {

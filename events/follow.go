@@ -152,19 +152,8 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 	var parts []*followPart
 	out := consumerOutage{log: f.log, what: "follower start offsets", level: slog.LevelWarn}
-	for attempt := 0; ; attempt++ {
-		var err error
-		if parts, err = f.plan(ctx, cl, nil, from); err == nil {
-			out.ok()
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		out.fail(err)
-		if !sleepCtx(ctx, consumerBackoff(attempt)) {
-			return nil
-		}
+	if !out.retry(ctx, func() (err error) { parts, err = f.plan(ctx, cl, nil, from); return err }) {
+		return nil
 	}
 
 	items := make(chan fetched[followItem], 2*len(parts))

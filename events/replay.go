@@ -403,20 +403,11 @@ func (r *Replayer) plan(gctx context.Context, gen *kafka.Generation) ([]Assignme
 	}
 	slices.SortFunc(assigned, func(a, b Assignment) int { return cmp.Compare(a.Topic, b.Topic) })
 
-	for attempt := 0; ; attempt++ {
-		parts, err := r.planOnce(gctx, assigned)
-		if err == nil {
-			r.planOut.ok()
-			return assigned, parts, true
-		}
-		if gctx.Err() != nil {
-			return nil, nil, false
-		}
-		r.planOut.fail(err, "generation", gen.ID)
-		if !sleepCtx(gctx, consumerBackoff(attempt)) {
-			return nil, nil, false
-		}
+	var parts []*replayPart
+	if !r.planOut.retry(gctx, func() (err error) { parts, err = r.planOnce(gctx, assigned); return err }, "generation", gen.ID) {
+		return nil, nil, false
 	}
+	return assigned, parts, true
 }
 
 func (r *Replayer) planOnce(ctx context.Context, assigned []Assignment) ([]*replayPart, error) {

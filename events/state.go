@@ -120,19 +120,8 @@ func (r *StateReader) Run(ctx context.Context) error {
 	t0 := time.Now()
 	var starts, ends map[int]int64
 	startOut := consumerOutage{log: r.log, what: "state topic offsets", level: slog.LevelWarn}
-	for attempt := 0; ; attempt++ {
-		var err error
-		if starts, ends, err = r.offsets(ctx, cl, nil); err == nil {
-			startOut.ok()
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		startOut.fail(err)
-		if !sleepCtx(ctx, consumerBackoff(attempt)) {
-			return nil
-		}
+	if !startOut.retry(ctx, func() (err error) { starts, ends, err = r.offsets(ctx, cl, nil); return err }) {
+		return nil
 	}
 
 	type stateKV struct {

@@ -53,3 +53,14 @@ func usage(fs *flag.FlagSet, synopsis string) func() {
 		})
 	}
 }
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -95,7 +95,7 @@ func loadgen(args []string) error {
 		exit(2)
 		return nil
 	}
-	urls, names, adminURLs := commaList(targets), commaList(labels), commaList(admins)
+	urls, names, adminURLs := splitList(targets), splitList(labels), splitList(admins)
 	if len(urls) == 0 {
 		return bad("--target: no URL")
 	}
@@ -188,16 +188,4 @@ func loadgen(args []string) error {
 		exit(3)
 	}
 	return nil
-}
-
-// commaList splits a comma-separated flag value, dropping blanks. (Not serve.go's splitList: the
-// files change independently.)
-func commaList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

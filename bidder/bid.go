@@ -70,7 +70,6 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 	if x := ctx.QueryArgs().Peek("exchange"); len(x) > 0 && len(x) <= 32 {
 		s.exchange = b2s(x)
 	}
-	exchange := s.exchange
 	s.inv = invSite
 	switch {
 	case req.App != nil:
@@ -119,7 +118,7 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 			b.phase(e, s, imp, &open, pricing{floor: floor, firstPrice: req.FirstPrice()}, pubCTR, now)
 		}
 		if o, ok := auction.Resolve(&deal, &open, private); ok {
-			if b.appendBid(e, s, imp, o, cur, exchange, now) {
+			if b.appendBid(e, s, imp, o, cur, now) {
 				bids++
 			}
 		}
@@ -367,7 +366,7 @@ func nativeAsset(a *openrtb.NativeAsset, ad *campaign.Native) string {
 }
 
 // appendBid writes the winning offer of imp into the response.
-func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Offer, cur, exchange string, now time.Time) bool {
+func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Offer, cur string, now time.Time) bool {
 	price, ok := auction.FromAccount(o.Price, cur)
 	if !ok || price <= 0 {
 		return false
@@ -391,7 +390,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 
 	mark = len(a)
 	a = b.cfg.Signer.Append(a, &notice.Claims{
-		RequestID: s.req.ID, ImpID: imp.ID, CampaignID: c.ID, CreativeID: cr.ID, Exchange: exchange,
+		RequestID: s.req.ID, ImpID: imp.ID, CampaignID: c.ID, CreativeID: cr.ID, Exchange: s.exchange,
 		Currency: cur, DealID: o.DealID, BidMicros: price, Time: now, Segment: rd.segments[o.Creative][s.inv], User: s.user,
 	})
 	token := str(a, mark)
@@ -440,7 +439,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 	if r := b.cfg.BidSampleRate; r > 0 && b.cfg.Events != nil && (r >= 1 || rand.Float64() < r) {
 		s.event = events.Event{
 			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,
-			CampaignID: c.ID, CreativeID: cr.ID, DealID: o.DealID, Exchange: exchange,
+			CampaignID: c.ID, CreativeID: cr.ID, DealID: o.DealID, Exchange: s.exchange,
 			BidMicros: o.Price, PriceMicros: o.Price, Segment: rd.segments[o.Creative][s.inv], User: userHex(&s.userHex, s.user),
 		}
 		b.cfg.Events.Publish(&s.event)

@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -133,18 +134,13 @@ func TestFrequencyCapsAndCTR(t *testing.T) {
 			}
 			wantUser := ""
 			if tt.body == learningRequest {
-				wantUser = "" + hex16(features.UserKey("u-1"))
+				wantUser = fmt.Sprintf("%016x", features.UserKey("u-1"))
 			}
 			if evs[0].Segment != "banner-300x250|site" || evs[0].User != wantUser {
 				t.Errorf("bid event segment %q user %q, want banner-300x250|site and %q", evs[0].Segment, evs[0].User, wantUser)
 			}
 		})
 	}
-}
-
-func hex16(k uint64) string {
-	var b [16]byte
-	return strings.Clone(userHex(&b, k))
 }
 
 // The notices of a bid carry its segment and user, which the bidder signed into the token: frequency
@@ -167,7 +163,7 @@ func TestNoticesCarrySegmentAndUser(t *testing.T) {
 		t.Fatalf("%d events, want 3", len(evs))
 	}
 	for _, e := range evs {
-		if e.Segment != "banner-300x250|app" || e.User != hex16(features.UserKey("u-1")) || e.Exchange != "x1" {
+		if e.Segment != "banner-300x250|app" || e.User != fmt.Sprintf("%016x", features.UserKey("u-1")) || e.Exchange != "x1" {
 			t.Errorf("%s event: segment %q user %q exchange %q, want banner-300x250|app, the user's key, x1", e.Type, e.Segment, e.User, e.Exchange)
 		}
 	}

@@ -196,14 +196,6 @@ func NewSegmentModel(p ModelParams) (*SegmentModel, error) {
 // Params is the model as data.
 func (m *SegmentModel) Params() ModelParams { return m.p }
 
-// WinProb is the modelled probability that a bid wins: Φ((ln bid − μ)/σ).
-func (m *SegmentModel) WinProb(bid int64) float64 {
-	if bid <= 0 {
-		return 0
-	}
-	return normCDF((math.Log(float64(bid)) - m.p.Mu) / m.p.Sigma)
-}
-
 // OptimalBid solves for the surplus-maximising bid exactly (no table): the reference Bid is
 // tested against, and what tools may use off the bid path.
 func (m *SegmentModel) OptimalBid(value int64) int64 {
@@ -387,29 +379,6 @@ func (s *Models) Len() int {
 		return 0
 	}
 	return s.n
-}
-
-// All returns the set's models (in no particular order).
-func (s *Models) All() []*SegmentModel {
-	if s == nil {
-		return nil
-	}
-	out := make([]*SegmentModel, 0, s.n)
-	if s.any != nil {
-		out = append(out, s.any)
-	}
-	for _, ex := range s.byExchange {
-		if ex.all != nil {
-			out = append(out, ex.all)
-		}
-		for _, m := range ex.formats {
-			out = append(out, m)
-		}
-		for _, m := range ex.segments {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // Lookup is the finest model for a bid on exchange in segment whatever its age, nil if none.

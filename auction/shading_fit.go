@@ -46,7 +46,6 @@ type Fit struct {
 	N                       int // observations used
 	Wins, Outbid, MinToWins int
 	Iterations              int
-	SigmaClamped            bool // σ hit a bound of the configuration
 }
 
 // FitLogNormal fits μ and σ of ln C, C the highest competing bid, to censored observations by
@@ -199,10 +198,10 @@ func FitLogNormal(obs []Observation, cfg FitConfig) (Fit, error) {
 		return f, errors.New("fit: did not converge to finite parameters")
 	}
 	if f.Sigma < cfg.SigmaMin {
-		f.Sigma, f.SigmaClamped = cfg.SigmaMin, true
+		f.Sigma = cfg.SigmaMin
 	}
 	if f.Sigma > cfg.SigmaMax {
-		f.Sigma, f.SigmaClamped = cfg.SigmaMax, true
+		f.Sigma = cfg.SigmaMax
 	}
 	if f.Mu < 0 || f.Mu > MuMax {
 		return f, fmt.Errorf("fit: mu %v outside [0, %v]", f.Mu, MuMax)

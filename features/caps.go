@@ -288,8 +288,7 @@ type CapsStats struct {
 	NotAdmitted uint64
 	// Overflowed counts reservations that found no free slot and went to the count-min sketch
 	// (raise PendingSlots if it grows).
-	Overflowed  uint64
-	KeysEvicted uint64
+	Overflowed uint64
 }
 
 // Stats returns the counters; a nil Caps reports zeros.
@@ -300,7 +299,6 @@ func (c *Caps) Stats() CapsStats {
 	return CapsStats{
 		NotAdmitted: c.notAdmitted.Load(),
 		Overflowed:  c.pending.overflowed.Load(),
-		KeysEvicted: c.confirmed.Metrics.KeysEvicted(),
 	}
 }
 
@@ -336,6 +334,10 @@ type pendingTable struct {
 	width      int64 // ns per bucket
 	overflow   [pendingBuckets + 1][overflowRows][overflowWidth]atomic.Uint64
 	overflowed atomic.Uint64
+	// lastOverflow is the latest epoch an overflow was written at: once every bucket of the sketch
+	// is older than the pending window, counts skip it (the bid path pays for the sketch only while
+	// it holds something).
+	lastOverflow atomic.Uint64
 }
 
 // Cell layout: fingerprint (32 bits, never 0 in a used cell) | bucket (16 bits) | count (16 bits).
@@ -357,10 +359,9 @@ func (t *pendingTable) init(pendingFor time.Duration, slots int) {
 
 // pendingRef says where a reservation went, so TryReserve can take it back.
 type pendingRef struct {
-	cell     *atomic.Uint64 // nil: the overflow sketch
-	k        uint64
-	epoch    uint64
-	reserved bool
+	cell  *atomic.Uint64 // nil: the overflow sketch
+	k     uint64
+	epoch uint64
 }
 
 func (t *pendingTable) epoch(now time.Time) uint64 {
@@ -398,12 +399,12 @@ func (t *pendingTable) add(k uint64, now time.Time) pendingRef {
 			switch {
 			case cfp == fp && b == eb && n < cellCountMax:
 				if c.CompareAndSwap(v, v+1) {
-					return pendingRef{cell: c, k: k, epoch: e, reserved: true}
+					return pendingRef{cell: c, k: k, epoch: e}
 				}
 				continue
 			case v == 0 || !live(b, e) || n == 0:
 				if c.CompareAndSwap(v, packCell(fp, eb, 1)) {
-					return pendingRef{cell: c, k: k, epoch: e, reserved: true}
+					return pendingRef{cell: c, k: k, epoch: e}
 				}
 				continue
 			}
@@ -411,6 +412,8 @@ func (t *pendingTable) add(k uint64, now time.Time) pendingRef {
 		}
 	}
 	t.overflowed.Add(1)
+	for last := t.lastOverflow.Load(); e > last && !t.lastOverflow.CompareAndSwap(last, e); last = t.lastOverflow.Load() {
+	}
 	slot := &t.overflow[e%(pendingBuckets+1)]
 	for r := range overflowRows {
 		c := &slot[r][overflowIndex(k, r)]
@@ -425,7 +428,7 @@ func (t *pendingTable) add(k uint64, now time.Time) pendingRef {
 			}
 		}
 	}
-	return pendingRef{k: k, epoch: e, reserved: true}
+	return pendingRef{k: k, epoch: e}
 }
 
 func overflowIndex(k uint64, row int) uint64 {
@@ -434,9 +437,6 @@ func overflowIndex(k uint64, row int) uint64 {
 
 // undo takes back a reservation add made, unless its cell has moved on since.
 func (t *pendingTable) undo(r pendingRef) {
-	if !r.reserved {
-		return
-	}
 	eb := r.epoch & bucketMask
 	if r.cell != nil {
 		fp := fingerprint(r.k)
@@ -471,7 +471,7 @@ func (t *pendingTable) count(k uint64, now time.Time) int64 {
 			n += int64(cn)
 		}
 	}
-	if t.overflowed.Load() == 0 {
+	if t.overflowed.Load() == 0 || int64(e)-int64(t.lastOverflow.Load()) > pendingBuckets {
 		return n
 	}
 	var est int64 = -1

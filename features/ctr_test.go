@@ -198,10 +198,17 @@ func TestCTRConcurrent(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+	found := false
 	for _, e := range c.Snapshot(nil) {
-		if e.Campaign == "c-1" && e.Segment == "" && (e.Impressions != 2000 || e.Clicks != 2000) {
-			t.Errorf("c-1: %+v", e)
+		if e.Campaign == "c-1" && e.Segment == "" {
+			found = true
+			if e.Impressions != 2000 || e.Clicks != 2000 {
+				t.Errorf("c-1: %+v", e)
+			}
 		}
+	}
+	if !found {
+		t.Error("c-1 missing from the snapshot")
 	}
 }
 

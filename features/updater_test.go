@@ -189,9 +189,12 @@ func TestUpdaterFanOut(t *testing.T) {
 	if got := testutil.ToFloat64(a.up.noUser); got != 1 {
 		t.Errorf("no_user = %v, want 1", got)
 	}
-	if n, err := testutil.GatherAndCount(a.reg, "rtb_features_events_total", "rtb_follower_events_total",
-		"rtb_features_caps_not_admitted_total", "rtb_features_ctr_keys"); err != nil || n == 0 {
-		t.Errorf("metrics: %d series, %v", n, err)
+	// i1…i8 once each (i2's retry is a duplicate, "old" is before the lookback), k1 and k2.
+	if got := testutil.ToFloat64(a.up.imps); got != 8 {
+		t.Errorf(`rtb_features_events_total{type="imp"} = %v, want 8`, got)
+	}
+	if got := testutil.ToFloat64(a.up.clicks); got != 2 {
+		t.Errorf(`rtb_features_events_total{type="click"} = %v, want 2`, got)
 	}
 
 	// Restart a: a fresh bidder rebuilds the same state from the lookback.

@@ -65,20 +65,28 @@ func newDLQWriter(brokers []string, transport kafka.RoundTripper) *kafka.Writer 
 	}
 }
 
-// deadLetterLog logs dead letters at most one line per consumerDLQLogEvery, so a producer gone wrong
-// does not turn into a line per message. Not safe for concurrent use: each reader owns one.
-type deadLetterLog struct {
+// rateLog writes a warning at most once per interval, with the number it held back since the last
+// line, so that a producer gone wrong does not turn into a line per message. Not safe for
+// concurrent use: each reader owns one.
+type rateLog struct {
 	last  time.Time
-	quiet int // dead letters not logged since last
+	quiet int // lines held back since last
 }
 
-func (d *deadLetterLog) log(log *slog.Logger, m kafka.Message, cause error) {
+func (d *rateLog) warn(log *slog.Logger, every time.Duration, msg string, attrs ...any) {
 	now := time.Now()
-	if !d.last.IsZero() && now.Sub(d.last) < consumerDLQLogEvery {
+	if !d.last.IsZero() && now.Sub(d.last) < every {
 		d.quiet++
 		return
 	}
-	log.Warn("message moved to the dead-letter topic", "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "err", cause, "dlq", TopicDLQ, "more_since_last_line", d.quiet)
+	log.Warn(msg, append(attrs, "more_since_last_line", d.quiet)...)
 	d.last, d.quiet = now, 0
+}
+
+// deadLetterLog logs dead letters at most one line per consumerDLQLogEvery.
+type deadLetterLog struct{ rateLog }
+
+func (d *deadLetterLog) log(log *slog.Logger, m kafka.Message, cause error) {
+	d.warn(log, consumerDLQLogEvery, "message moved to the dead-letter topic", "topic", m.Topic,
+		"partition", m.Partition, "offset", m.Offset, "err", cause, "dlq", TopicDLQ)
 }

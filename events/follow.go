@@ -202,7 +202,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.topicMetrics(topic).lag.Set(float64(n))
 	}
 
-	var bad badLog
+	var bad rateLog
 	refresh := time.NewTicker(followRefresh)
 	defer refresh.Stop()
 	for {
@@ -217,7 +217,7 @@ func (f *Follower) Run(ctx context.Context) error {
 				switch {
 				case it.err != nil:
 					tm.undecodable.Inc()
-					bad.log(f.log, b.tp, it.offset, it.err)
+					bad.warn(f.log, followBadLogEvery, "undecodable message skipped", "topic", b.tp.topic, "partition", b.tp.partition, "offset", it.offset, "err", it.err)
 				case !p.window.Add(it.ev.ID):
 					tm.duplicates.Inc()
 				default:
@@ -256,12 +256,7 @@ func (f *Follower) Run(ctx context.Context) error {
 
 // convert decodes one message; an event on a topic its type does not belong to is refused too.
 func (f *Follower) convert(m *kafka.Message) followItem {
-	e, err := Decode(m.Value)
-	if err == nil {
-		if want := TopicOf(e.Type); want != m.Topic && isEventTopic(m.Topic) {
-			err = fmt.Errorf("event %q of type %q belongs on %s, not %s", e.ID, e.Type, want, m.Topic)
-		}
-	}
+	e, err := decodeOnTopic(m)
 	return followItem{ev: e, err: err, offset: m.Offset}
 }
 
@@ -360,23 +355,6 @@ func (f *Follower) plan(ctx context.Context, cl *kafka.Client, known map[topicPa
 		return cmp.Or(cmp.Compare(a.tp.topic, b.tp.topic), cmp.Compare(a.tp.partition, b.tp.partition))
 	})
 	return parts, nil
-}
-
-// badLog logs undecodable messages at most once per followBadLogEvery.
-type badLog struct {
-	last  time.Time
-	quiet int
-}
-
-func (d *badLog) log(log *slog.Logger, tp topicPartition, offset int64, cause error) {
-	now := time.Now()
-	if !d.last.IsZero() && now.Sub(d.last) < followBadLogEvery {
-		d.quiet++
-		return
-	}
-	log.Warn("undecodable message skipped", "topic", tp.topic, "partition", tp.partition,
-		"offset", offset, "err", cause, "more_since_last_line", d.quiet)
-	d.last, d.quiet = now, 0
 }
 
 // Metrics. Label values are bounded: topic and follower name only.

@@ -511,13 +511,20 @@ func (r *Replayer) planOnce(ctx context.Context, assigned []Assignment) ([]*repl
 }
 
 // convert decodes one message (on its partition's fetch goroutine).
-func (r *Replayer) convert(m *kafka.Message) replayItem {
+// decodeOnTopic decodes one message; an event on an event topic its type does not belong to is
+// refused too.
+func decodeOnTopic(m *kafka.Message) (Event, error) {
 	e, err := Decode(m.Value)
 	if err == nil {
 		if want := TopicOf(e.Type); want != m.Topic && isEventTopic(m.Topic) {
 			err = fmt.Errorf("event %q of type %q belongs on %s, not %s", e.ID, e.Type, want, m.Topic)
 		}
 	}
+	return e, err
+}
+
+func (r *Replayer) convert(m *kafka.Message) replayItem {
+	e, err := decodeOnTopic(m)
 	if err != nil {
 		return replayItem{err: err, msg: *m}
 	}

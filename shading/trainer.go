@@ -266,12 +266,7 @@ func (t *Trainer) Observe(e *events.Event) {
 		t.metrics.outcome("ignored").Inc()
 		return
 	}
-	if e.Type != events.Bid {
-		if _, ok := outcomeOf(e); !ok {
-			t.metrics.outcome("invalid").Inc()
-			return
-		}
-	} else if e.BidMicros <= 0 {
+	if _, ok := outcomeOf(e); !ok {
 		t.metrics.outcome("invalid").Inc()
 		return
 	}

@@ -127,7 +127,9 @@ func TestServe(t *testing.T) {
 	}
 	listen, admin := freePort(t), freePort(t)
 	var logs lockedBuffer
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--campaigns", camp, "--broker-addr", freePort(t))
+	// Exploration would bid a random 50-100% of the value on 2% of requests; this test asserts the
+	// exact price the campaign states, which is what an unshaded first-price bid is.
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--campaigns", camp, "--broker-addr", freePort(t), "--shading-explore", "0")
 	cmd.Env = append(os.Environ(), "RTB_DATA_DIR="+filepath.Join(dir, "data"))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

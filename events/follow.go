@@ -273,83 +273,22 @@ func (f *Follower) plan(ctx context.Context, cl *kafka.Client, known map[topicPa
 	for _, n := range counts {
 		total += n
 	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	at := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	want := 0
+	todo := map[string][]int{}
 	for _, t := range f.cfg.Topics {
 		for p := range counts[t] {
-			if _, ok := known[topicPartition{t, p}]; ok {
-				continue
+			if _, ok := known[topicPartition{t, p}]; !ok {
+				todo[t] = append(todo[t], p)
 			}
-			want++
-			req.Topics[t] = append(req.Topics[t], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-			at.Topics[t] = append(at.Topics[t], kafka.TimeOffsetOf(p, from))
 		}
 	}
-	if want == 0 {
-		return nil, nil
-	}
-	// The ends first, then the offsets for from: a message appended in between is then either
-	// found by the time query or read as part of the tail, never skipped.
-	res, err := cl.ListOffsets(ctx, req)
+	ranges, err := partitionRanges(ctx, cl, todo, from)
 	if err != nil {
-		return nil, fmt.Errorf("list offsets: %w", err)
+		return nil, err
 	}
-	byTP := map[topicPartition]*followPart{}
-	var parts []*followPart
 	window := max(f.cfg.DedupeWindow/max(total, 1), 1)
-	for topic, pos := range res.Topics {
-		for _, po := range pos {
-			if po.Error != nil {
-				return nil, fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
-			}
-			p := &followPart{
-				tp:     topicPartition{topic, po.Partition},
-				target: po.LastOffset,
-				next:   po.FirstOffset,
-				window: NewIDWindow(window),
-			}
-			byTP[p.tp] = p
-			parts = append(parts, p)
-		}
-	}
-	if len(parts) != want {
-		return nil, fmt.Errorf("list offsets: %d of %d partitions answered", len(parts), want)
-	}
-	if !from.IsZero() {
-		res, err := cl.ListOffsets(ctx, at)
-		if err != nil {
-			return nil, fmt.Errorf("list offsets at %s: %w", from.Format(time.RFC3339), err)
-		}
-		answered := 0
-		for topic, pos := range res.Topics {
-			for _, po := range pos {
-				if po.Error != nil {
-					return nil, fmt.Errorf("offset of %s/%d at %s: %w", topic, po.Partition, from.Format(time.RFC3339), po.Error)
-				}
-				p := byTP[topicPartition{topic, po.Partition}]
-				if p == nil {
-					continue
-				}
-				// kafka-go files the answer under the time asked for; -1 means no message is
-				// that recent.
-				for off := range po.Offsets {
-					answered++
-					if off < 0 {
-						p.next = p.target
-					} else {
-						p.next = min(max(off, p.next), p.target)
-					}
-				}
-			}
-		}
-		if answered != want {
-			return nil, fmt.Errorf("list offsets at %s: %d of %d partitions answered", from.Format(time.RFC3339), answered, want)
-		}
-	}
-	for _, p := range parts {
-		p.lag = p.target - p.next
-		p.pending = p.next < p.target
+	parts := make([]*followPart, 0, len(ranges))
+	for tp, r := range ranges {
+		parts = append(parts, &followPart{tp: tp, target: r.end, next: r.start, lag: r.end - r.start, pending: r.start < r.end, window: NewIDWindow(window)})
 	}
 	slices.SortFunc(parts, func(a, b *followPart) int {
 		return cmp.Or(cmp.Compare(a.tp.topic, b.tp.topic), cmp.Compare(a.tp.partition, b.tp.partition))

@@ -429,80 +429,24 @@ func (r *Replayer) planOnce(ctx context.Context, assigned []Assignment) ([]*repl
 	}
 	window := max(r.cfg.DedupeWindow/max(all, 1), 1)
 
-	// The ends first, then the offsets for From: a message appended in between is then either
-	// found by the time query or read as part of the tail, never skipped.
-	ends := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	todo := make(map[string][]int, len(assigned))
 	for _, a := range assigned {
-		for _, p := range a.Partitions {
-			ends.Topics[a.Topic] = append(ends.Topics[a.Topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-		}
+		todo[a.Topic] = append(todo[a.Topic], a.Partitions...)
 	}
-	res, err := r.client.ListOffsets(ctx, ends)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets: %w", err)
-	}
-	var parts []*replayPart
-	for _, a := range assigned {
-		for _, po := range res.Topics[a.Topic] {
-			if po.Error != nil {
-				return nil, fmt.Errorf("offsets of %s/%d: %w", a.Topic, po.Partition, po.Error)
-			}
-			parts = append(parts, &replayPart{
-				tp:     topicPartition{a.Topic, po.Partition},
-				start:  po.FirstOffset,
-				target: po.LastOffset,
-				window: NewIDWindow(window),
-				tm:     r.topicMetrics(a.Topic),
-			})
-		}
-	}
-	if want := countPartitions(assigned); len(parts) != want {
-		return nil, fmt.Errorf("list offsets: %d of %d partitions answered", len(parts), want)
-	}
-
 	var from time.Time
 	if r.cfg.From != nil {
 		from = r.cfg.From()
 	}
-	if !from.IsZero() {
-		at := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-		for _, a := range assigned {
-			for _, p := range a.Partitions {
-				at.Topics[a.Topic] = append(at.Topics[a.Topic], kafka.TimeOffsetOf(p, from))
-			}
-		}
-		res, err := r.client.ListOffsets(ctx, at)
-		if err != nil {
-			return nil, fmt.Errorf("list offsets at %s: %w", from.Format(time.RFC3339), err)
-		}
-		found := map[topicPartition]int64{}
-		for topic, pos := range res.Topics {
-			for _, po := range pos {
-				if po.Error != nil {
-					return nil, fmt.Errorf("offset of %s/%d at %s: %w", topic, po.Partition, from.Format(time.RFC3339), po.Error)
-				}
-				// kafka-go files the answer under the time asked for; -1 means no message is that
-				// recent.
-				for off := range po.Offsets {
-					found[topicPartition{topic, po.Partition}] = off
-				}
-			}
-		}
-		for _, p := range parts {
-			off, ok := found[p.tp]
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("offset of %s/%d at %s: no answer", p.tp.topic, p.tp.partition, from.Format(time.RFC3339))
-			case off < 0:
-				p.start = p.target
-			default:
-				p.start = min(max(off, p.start), p.target)
-			}
-		}
+	ranges, err := partitionRanges(ctx, r.client, todo, from)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range parts {
-		p.next = p.start
-		p.lag = p.target - p.start
+	parts := make([]*replayPart, 0, len(ranges))
+	for tp, rg := range ranges {
+		parts = append(parts, &replayPart{
+			tp: tp, start: rg.start, target: rg.end, next: rg.start, lag: rg.end - rg.start,
+			window: NewIDWindow(window), tm: r.topicMetrics(tp.topic),
+		})
 	}
 	slices.SortFunc(parts, func(a, b *replayPart) int {
 		return cmp.Or(cmp.Compare(a.tp.topic, b.tp.topic), cmp.Compare(a.tp.partition, b.tp.partition))
@@ -618,14 +562,6 @@ func (r *Replayer) topicMetrics(topic string) *replayTopicMetrics {
 		r.metrics[topic] = tm
 	}
 	return tm
-}
-
-func countPartitions(as []Assignment) int {
-	n := 0
-	for _, a := range as {
-		n += len(a.Partitions)
-	}
-	return n
 }
 
 func fmtAssignments(as []Assignment) string {

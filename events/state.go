@@ -9,10 +9,8 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,24 +218,13 @@ func (r *StateReader) offsets(ctx context.Context, cl *kafka.Client, known map[i
 		}
 		return nil, nil, nil
 	}
-	slices.Sort(parts)
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, p := range parts {
-		req.Topics[r.topic] = append(req.Topics[r.topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	res, err := cl.ListOffsets(ctx, req)
+	ranges, err := partitionRanges(ctx, cl, map[string][]int{r.topic: parts}, time.Time{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list offsets: %w", err)
+		return nil, nil, err
 	}
-	first, last = map[int]int64{}, map[int]int64{}
-	for _, po := range res.Topics[r.topic] {
-		if po.Error != nil {
-			return nil, nil, fmt.Errorf("offsets of %s/%d: %w", r.topic, po.Partition, po.Error)
-		}
-		first[po.Partition], last[po.Partition] = po.FirstOffset, po.LastOffset
-	}
-	if len(first) != len(parts) {
-		return nil, nil, errors.New("list offsets: not every partition answered")
+	first, last = make(map[int]int64, len(ranges)), make(map[int]int64, len(ranges))
+	for tp, rg := range ranges {
+		first[tp.partition], last[tp.partition] = rg.start, rg.end
 	}
 	return first, last, nil
 }

@@ -27,7 +27,10 @@
 //
 // The window per key is the last Window observations no older than MaxAge, optionally weighted by
 // a half-life, so a model follows a moving market and memory is bounded; the number of keys is
-// bounded too (MaxKeys). A trainer's windows live in memory: a restarted trainer starts empty and
+// bounded too (MaxKeys), and so is what is remembered of outcomes (MaxPending): the ids of the last
+// ones where notices say everything (a repeat older than that would count twice, nothing is
+// dropped), the bids and outcomes waiting for each other where losses are inferred (beyond it
+// they are dropped, and counted). A trainer's windows live in memory: a restarted trainer starts empty and
 // publishes again once keys have enough new data, while bidders keep the last published models
 // until they go stale. Run one trainer per cluster: the consumer group would split one segment's
 // outcomes (keyed by campaign) over several, and each would publish its own fit.

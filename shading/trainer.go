@@ -38,9 +38,11 @@ type TrainerConfig struct {
 	// InferLossExchanges names the exchanges that send no loss notices (see the package comment).
 	InferLossExchanges []string
 	// OutcomeWait is how long a sampled bid on such an exchange waits for its win before it counts
-	// as lost, and how long an outcome is remembered so a repeat of it counts once; default 2m.
+	// as lost, and how long an outcome there is remembered so a repeat of it counts once; default 2m.
 	OutcomeWait time.Duration
-	// MaxPending bounds the outcomes and bids remembered for that; default 1<<20.
+	// MaxPending bounds the bids and outcomes waiting for each other on those exchanges (more are
+	// counted as dropped), and is how many outcomes of the other exchanges are remembered to count
+	// a repeat once (older ones are forgotten, none dropped); default 1<<20.
 	MaxPending int
 
 	// DedupeWindow is passed to the events.Consumer; default its own.
@@ -169,7 +171,11 @@ type Trainer struct {
 
 	mu      sync.Mutex
 	windows map[auction.ModelKey]*window
-	joins   map[joinKey]*joinEntry
+	joins   map[joinKey]*joinEntry // exchanges whose losses are inferred
+	// seen is the last MaxPending outcomes of exchanges that send loss notices: such an outcome is
+	// complete as it comes and only its repeats must be caught, which ids alone do, in a fraction
+	// of the memory and with nothing dropped at high rates.
+	seen *events.IDWindow
 }
 
 // NewTrainer checks cfg and registers the trainer's metrics; Run does the work.
@@ -183,7 +189,7 @@ func NewTrainer(cfg TrainerConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("shading trainer: metrics: %w", err)
 	}
 	t := &Trainer{cfg: cfg, log: cfg.Logger.With("component", "shading-trainer"), infer: map[string]bool{},
-		metrics: m, windows: map[auction.ModelKey]*window{}, joins: map[joinKey]*joinEntry{}}
+		metrics: m, windows: map[auction.ModelKey]*window{}, joins: map[joinKey]*joinEntry{}, seen: events.NewIDWindow(cfg.MaxPending)}
 	for _, x := range cfg.InferLossExchanges {
 		t.infer[x] = true
 	}
@@ -273,6 +279,14 @@ func (t *Trainer) Observe(e *events.Event) {
 	if e.Type == events.Bid && !t.infer[e.Exchange] {
 		return // the notices say all a bid says: remember nothing, so memory goes to outcomes
 	}
+	if !t.infer[e.Exchange] {
+		if !t.seen.Add(outcomeID(e)) {
+			t.metrics.outcome("duplicate").Inc()
+			return
+		}
+		t.record(e, now)
+		return
+	}
 	jk := joinKey{e.RequestID, e.ImpID, e.CampaignID}
 	if e.RequestID == "" {
 		jk = joinKey{request: "\x00id", imp: e.ID} // cannot be joined: dedupe by event id alone
@@ -291,11 +305,6 @@ func (t *Trainer) Observe(e *events.Event) {
 		t.joins[jk] = j
 	}
 	j.expires = now + int64(t.cfg.OutcomeWait)
-	if !t.infer[e.Exchange] {
-		t.record(e, now)
-		j.counted = true
-		return
-	}
 	switch {
 	case e.Type == events.Bid && j.outcome != nil:
 		t.record(j.outcome, now)
@@ -310,6 +319,16 @@ func (t *Trainer) Observe(e *events.Event) {
 		ev := *e
 		j.outcome = &ev
 	}
+}
+
+// outcomeID names the bid an outcome is about (request, imp, campaign), so that a win and a loss
+// for one bid, or a notice retried with a new id, count once; an event without a request id can
+// only be named by its own id.
+func outcomeID(e *events.Event) string {
+	if e.RequestID == "" {
+		return "\x00id\x00" + e.ID
+	}
+	return e.RequestID + "\x00" + e.ImpID + "\x00" + e.CampaignID
 }
 
 // competitiveLoss reports whether an OpenRTB loss reason says a competitor outbid us: 102 lost to

@@ -143,6 +143,87 @@ func TestTrainerInfersLosses(t *testing.T) {
 	}
 }
 
+// HalfLife makes the fit follow a market that moved within the window; without it the fit sits
+// between the old and the new market.
+func TestTrainerHalfLife(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	old, recent := math.Log(3e6), math.Log(1e6)
+	fit := func(halfLife time.Duration) float64 {
+		tr, _ := newTestTrainer(t, TrainerConfig{Now: func() time.Time { return now }, HalfLife: halfLife})
+		for _, e := range lognormalMarket(1, 2500, old, 0.5, 0.3, "x", "video|app", now.Add(-50*time.Minute)) {
+			tr.Observe(&e)
+		}
+		for _, e := range lognormalMarket(2, 2500, recent, 0.5, 0.3, "x", "video|app", now.Add(-time.Minute)) {
+			tr.Observe(&e)
+		}
+		for _, m := range tr.Refit() {
+			if p := m.Params(); p.Key.String() == "x|video|app" {
+				return p.Mu
+			}
+		}
+		t.Fatal("no model for x|video|app")
+		return 0
+	}
+	if mu := fit(5 * time.Minute); math.Abs(mu-recent) > 0.1 {
+		t.Errorf("half-life 5m: mu %.3f, want the recent market's %.3f within 0.1", mu, recent)
+	}
+	if mu := fit(0); math.Abs(mu-recent) < 0.3 || math.Abs(mu-old) < 0.3 {
+		t.Errorf("no half-life: mu %.3f, want between the old %.3f and the recent %.3f", mu, old, recent)
+	}
+}
+
+// MaxKeys bounds the model keys: an observation for a key beyond it still counts for its coarser
+// keys that are tracked.
+func TestTrainerMaxKeys(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tr, _ := newTestTrainer(t, TrainerConfig{Now: func() time.Time { return now }, MaxKeys: 5})
+	for i, seg := range []struct{ x, s string }{{"x", "banner-300x250|site"}, {"x", "video|app"}, {"y", "native|site"}} {
+		e := events.Event{V: 1, Type: events.Win, ID: fmt.Sprint("w", i), TS: now, RequestID: fmt.Sprint("r", i), ImpID: "1",
+			CampaignID: "c", Exchange: seg.x, Segment: seg.s, BidMicros: 1_000_000}
+		tr.Observe(&e)
+	}
+	// x|banner-300x250|site, x|banner-300x250, x, * and x|video|app; not x|video nor anything of y.
+	if n, d := testutil.ToFloat64(tr.metrics.segments), testutil.ToFloat64(tr.metrics.keysDropped); n != 5 || d != 4 {
+		t.Errorf("%v keys tracked, %v observations dropped for keys; want 5 and 4", n, d)
+	}
+	if got := len(tr.windows[auction.ModelKey{}].buf); got != 3 {
+		t.Errorf("the coarsest key has %d observations, want all 3", got)
+	}
+	if _, ok := tr.windows[auction.KeyOf("x", "video")]; ok {
+		t.Error("a key beyond MaxKeys is tracked")
+	}
+}
+
+// MaxPending: on an exchange that sends loss notices every outcome counts however many there are
+// (only the last MaxPending are remembered to catch repeats); on one whose losses are inferred, at
+// most MaxPending bids and outcomes wait for each other and the rest are counted as dropped.
+func TestTrainerMaxPending(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tr, _ := newTestTrainer(t, TrainerConfig{Now: func() time.Time { return now }, MaxPending: 4, InferLossExchanges: []string{"y"}})
+	ev := func(typ events.Type, x string, i int) *events.Event {
+		return &events.Event{V: 1, Type: typ, ID: fmt.Sprint(typ, x, i), TS: now, RequestID: fmt.Sprint("r", i), ImpID: "1",
+			CampaignID: "c", Exchange: x, Segment: "video|app", BidMicros: 1_000_000}
+	}
+	for i := range 10 {
+		tr.Observe(ev(events.Win, "x", i))
+	}
+	tr.Observe(ev(events.Loss, "x", 9)) // contradicts a remembered win
+	if w, d, dup := outcomes(t, tr, "win"), outcomes(t, tr, "dropped"), outcomes(t, tr, "duplicate"); w != 10 || d != 0 || dup != 1 {
+		t.Errorf("exchange with loss notices: %v wins, %v dropped, %v duplicates; want 10, 0, 1", w, d, dup)
+	}
+	for i := range 6 {
+		tr.Observe(ev(events.Bid, "y", i))
+	}
+	if d := outcomes(t, tr, "dropped"); d != 2 {
+		t.Errorf("exchange with inferred losses: %v dropped, want the 2 bids beyond MaxPending 4", d)
+	}
+	now = now.Add(3 * time.Minute)
+	tr.Refit()
+	if l := outcomes(t, tr, "inferred_loss"); l != 4 {
+		t.Errorf("%v inferred losses, want the 4 bids kept", l)
+	}
+}
+
 func TestTrainerConfigErrors(t *testing.T) {
 	for _, cfg := range []TrainerConfig{
 		{},

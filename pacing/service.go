@@ -439,8 +439,8 @@ func (p *published) due(st State) dueness {
 	if ok && sameAction(old, st) {
 		// Re-send only once the refresh is near, and the early ones within the step's budget;
 		// the rest wait a step. One whose refresh is due goes whatever the budget: with the budget
-		// alone, the campaigns first in the step's order took it every time and the last ones
-		// were never refreshed (and went stale in every bidder).
+		// alone, when the steps' times lined up exactly the campaigns first in the step's order
+		// took it every time and the last ones waited without bound.
 		age := st.UpdatedAt.Sub(old.UpdatedAt)
 		if age < p.refresh*2/3 || (age < p.refresh && p.budget <= 0) {
 			return notDue

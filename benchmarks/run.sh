@@ -75,6 +75,9 @@ if awk -v l="${LOAD0%% *}" 'BEGIN{exit !(l > 0.5)}'; then
 	log "WARNING: load average $LOAD0 before the run: the machine is not quiet, figures will be noisy"
 fi
 log "building into $WORK"
+# What the binaries are built from, taken now: at the end OUT itself is being written, so the tree
+# always differs then.
+BUILT_FROM="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' with uncommitted changes')"
 go build -o "$WORK/rtb" ./cmd/rtb
 go build -o "$WORK/floor" ./benchmarks/floor
 go build -o "$WORK/baseline" ./benchmarks/baseline
@@ -350,7 +353,7 @@ TOTAL=$((SECONDS - T0))
 	echo "    GEN_CPU_MAX=$GEN_CPU_MAX PIN=$PIN PIN_SERVER=$PIN_SERVER PIN_CLIENT=$PIN_CLIENT bash benchmarks/run.sh"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+	echo "- built from: $BUILT_FROM"
 	echo "- nproc: $(nproc); CPU: $CPU"
 	echo "- load average (1, 5, 15 min) before the run: $LOAD0; after: $(cut -d" " -f1-3 /proc/loadavg) (the run itself adds about 2)"
 	echo "- $(go version)"

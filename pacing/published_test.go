@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// A state bidders would act on differently goes out at once; an unchanged one only as a refresh,
-// once two of the three intervals of its refresh have passed, and at most a third of the campaigns
-// per step, so that campaigns published together at start do not stay in step for ever.
+// A state bidders would act on differently goes out at once; an unchanged one only as a refresh:
+// from two of the three intervals of its refresh on, at most a third of the campaigns per step (so
+// that campaigns published together at start do not stay in step for ever), at three regardless.
 func TestPublishedDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	day := t0.Truncate(24 * time.Hour)

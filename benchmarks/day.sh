@@ -18,28 +18,14 @@ DAY=${DAY:-10m}
 RATE=${RATE:-400}
 SHADING=${SHADING:-learned}
 SEED=${SEED:-1}
-WORK=$(mktemp -d -t rtb-day.XXXXXX)
-PID=
-
-cleanup() {
-	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 . "$ROOT/benchmarks/market.env"
-
-log "building into $WORK"
-go build -o "$WORK/rtb" ./cmd/rtb
+start_work day
 "$WORK/rtb" serve --listen 127.0.0.1:18380 --admin 127.0.0.1:18381 --broker-addr 127.0.0.1:18382 \
 	--data-dir "$WORK/data" --campaigns "$ROOT/cmd/rtb/testdata/day-campaigns.yaml" --day-length "$DAY" \
 	--shading "$SHADING" --log-level warn >"$WORK/serve.log" 2>&1 &
-PID=$!
-for _ in $(seq 600); do
-	[ "$(curl -s --max-time 1 http://127.0.0.1:18380/readyz || true)" = "ready" ] && break
-	sleep 0.1
-done
+PIDS+=($!)
+wait_ready http://127.0.0.1:18380/openrtb2/bid
 case $DAY in
 *h) day_s=$(( ${DAY%h} * 3600 )) ;; *m) day_s=$(( ${DAY%m} * 60 )) ;; *s) day_s=${DAY%s} ;;
 *) echo "DAY must be a whole number of s, m or h, e.g. 10m" >&2; exit 2 ;;

@@ -23,21 +23,9 @@ RATE=${RATE:-300}
 DURATION=${DURATION:-600s}
 SEED=${SEED:-1}
 CTR_MIN_IMPS=${CTR_MIN_IMPS:-30000}
-WORK=$(mktemp -d -t rtb-market.XXXXXX)
-PIDS=()
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 . "$ROOT/benchmarks/market.env"
-
-log "building into $WORK"
-go build -o "$WORK/rtb" ./cmd/rtb
+start_work market
 
 TARGETS=() ADMINS=() LABELS=()
 i=0
@@ -55,16 +43,7 @@ for arm in "${ARMS[@]}"; do
 	LABELS+=("$label")
 	i=$((i + 1))
 done
-for t in "${TARGETS[@]}"; do
-	ready=${t%/openrtb2/bid}/readyz
-	for _ in $(seq 600); do
-		if [ "$(curl -s --max-time 1 "$ready" || true)" = "ready" ]; then continue 2; fi
-		sleep 0.1
-	done
-	echo "bidder at $t did not become ready; its log:" >&2
-	cat "$WORK"/*.log >&2
-	exit 1
-done
+wait_ready "${TARGETS[@]}"
 join() { local IFS=,; echo "$*"; }
 log "arms: ${LABELS[*]}; $RATE requests/s to each for $DURATION"
 timeout $(( ${DURATION%s} + 120 )) "$WORK/rtb" loadgen --market --seed "$SEED" --rate "$RATE" --duration "$DURATION" \

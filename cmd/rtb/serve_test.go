@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"rtb/events/eventstest"
 )
 
 // buildRTB builds the binary once per test run, as a user's `go build ./cmd/rtb` would.
@@ -30,16 +31,6 @@ func buildRTB(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // lockedBuffer collects a process's output while the test reads it.
@@ -125,11 +116,11 @@ func TestServe(t *testing.T) {
 	if err := os.WriteFile(camp, fmt.Appendf(nil, oneCampaign, "a"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen, admin := freePort(t), freePort(t)
+	listen, admin := eventstest.FreeAddr(t), eventstest.FreeAddr(t)
 	var logs lockedBuffer
 	// Exploration would bid a random 50-100% of the value on 2% of requests; this test asserts the
 	// exact price the campaign states, which is what an unshaded first-price bid is.
-	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--campaigns", camp, "--broker-addr", freePort(t), "--shading-explore", "0")
+	cmd := exec.Command(bin, "serve", "--listen", listen, "--admin", admin, "--campaigns", camp, "--broker-addr", eventstest.FreeAddr(t), "--shading-explore", "0")
 	cmd.Env = append(os.Environ(), "RTB_DATA_DIR="+filepath.Join(dir, "data"))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -263,7 +254,7 @@ func TestServeRefusesBadInput(t *testing.T) {
 // function that stops it with SIGTERM and waits for a clean exit.
 func startServe(t *testing.T, bin, dir string, extra ...string) (listen, admin, broker string, stop func()) {
 	t.Helper()
-	listen, admin, broker = freePort(t), freePort(t), freePort(t)
+	listen, admin, broker = eventstest.FreeAddr(t), eventstest.FreeAddr(t), eventstest.FreeAddr(t)
 	var logs lockedBuffer
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", listen, "--admin", admin, "--broker-addr", broker, "--data-dir", dir}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -76,8 +76,8 @@ var badFiles = map[string]string{
 }
 
 func TestBadFiles(t *testing.T) {
-	defer func(v int) { maxVisits = v }(maxVisits)
-	maxVisits = 10_000
+	defer func(v int) { minVisits = v }(minVisits)
+	minVisits = 10_000
 	files, err := filepath.Glob("testdata/*.bad.*")
 	if err != nil {
 		t.Fatal(err)

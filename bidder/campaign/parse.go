@@ -90,7 +90,7 @@ func Parse(data []byte, name string, format string) (*Set, error) {
 	}
 
 	ps.labels = campaignLabels(root)
-	ck := &checker{ps: ps}
+	ck := &checker{ps: ps, maxVisits: visitBound(len(data))}
 	ck.walk(root, reflect.TypeOf(file{}), "", 0)
 	if err := ps.err(name); err != nil {
 		return nil, err
@@ -339,18 +339,27 @@ var (
 // (with a suggestion) and values of the wrong shape with their field paths, and recording the line of
 // every path for later messages.
 type checker struct {
-	ps     *problems
-	visits int
+	ps        *problems
+	visits    int
+	maxVisits int
 }
 
-// maxVisits bounds the walk: YAML aliases can make a small file expand exponentially ("billion
-// laughs"), and the walk follows aliases. Real campaign files visit a few nodes per line. A variable
-// so that a test can prove the bound without spending seconds on it.
-var maxVisits = 2_000_000
+// The walk follows aliases, and YAML aliases can make a small file expand exponentially ("billion
+// laughs"), so the walk is bounded in proportion to the file's size: without aliases every node
+// visited is at least one byte of text (a 100,000-campaign JSON file visits about 0.05 per byte),
+// merge keys sharing defaults between campaigns add a few visits per byte, and an alias bomb needs
+// thousands per byte. A fixed bound refused large real files; this one keeps a hostile file's walk
+// linear in its size. Variables so that a test can prove the bound without spending seconds on it.
+var (
+	minVisits     = 1_000_000
+	visitsPerByte = 4
+)
+
+func visitBound(size int) int { return minVisits + visitsPerByte*size }
 
 func (ck *checker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
-	if ck.visits++; ck.visits > maxVisits {
-		if ck.visits == maxVisits+1 {
+	if ck.visits++; ck.visits > ck.maxVisits {
+		if ck.visits == ck.maxVisits+1 {
 			ck.ps.add(Problem{Message: "the file expands to too many values (YAML aliases nested too much)"})
 		}
 		return

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/trace"
 	"strings"
 	"testing"
 	"time"
+
+	xtrace "golang.org/x/exp/trace"
 )
 
 //go:noinline
@@ -46,9 +50,84 @@ func TestLongestRunsNameTheHog(t *testing.T) {
 	}
 	found := false
 	for _, l := range lines[1:4] {
-		found = found || strings.Contains(l, "spinWithoutABreak")
+		// named by where the run stopped: in the spin when preempted, at the send after it
+		found = found || strings.Contains(l, "spinWithoutABreak") || strings.Contains(l, "TestLongestRunsNameTheHog.func1")
 	}
 	if !found {
 		t.Errorf("the spinning goroutine is not among the 3 longest runs:\n%s", out.String())
+	}
+}
+
+var sink [][]byte
+
+// -summary prints one JSON line: the spinning goroutine is the longest run outside the GC, and
+// the collection forced meanwhile shows as GC work, not as a run outside it.
+func TestSummary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.out")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int)
+	go func() { done <- spinWithoutABreak(30 * time.Millisecond) }()
+	<-done
+	for i := 0; i < 256; i++ { // a heap worth marking, quickly
+		sink = append(sink, make([]byte, 4096))
+	}
+	runtime.GC()
+	sink = nil
+	trace.Stop()
+	f.Close()
+
+	var out bytes.Buffer
+	if err := runSummary(path, 3, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", out.String())
+	if strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("want one line, got %q", out.String())
+	}
+	var s Summary
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	// The scheduler preempts a goroutine after 10 ms or more, so the spin shows as a few runs.
+	if s.LongestNonGCUs < 5_000 || !strings.Contains(s.NonGCWhere, "spinWithoutABreak") && !strings.Contains(s.NonGCWhere, "TestSummary.func1") {
+		t.Errorf("longest run outside the GC = %d µs at %q, want the 30 ms spin", s.LongestNonGCUs, s.NonGCWhere)
+	}
+	if s.NonGCRunUs < s.LongestNonGCUs || s.NonGCRunUs-s.LongestNonGCUs != s.NonGCAssistUs {
+		t.Errorf("run %d µs = outside the GC %d µs + GC %d µs does not add up", s.NonGCRunUs, s.LongestNonGCUs, s.NonGCAssistUs)
+	}
+	if s.LongestGCUs <= 0 || s.GCWhere == "" {
+		t.Errorf("no GC work found after runtime.GC: %+v", s)
+	}
+	if strings.Contains(s.GCWhere, "spinWithoutABreak") {
+		t.Errorf("the spin is counted as GC work: %+v", s)
+	}
+	if s.Runs == 0 || s.TraceMs < 25 {
+		t.Errorf("runs %d, trace %d ms: want the whole trace", s.Runs, s.TraceMs)
+	}
+}
+
+// A run of a mark worker is the GC's; another goroutine's run less its assists is not.
+func TestSummarizeSplitsGC(t *testing.T) {
+	ms := func(v int) xtrace.Time { return xtrace.Time(v) * xtrace.Time(time.Millisecond) }
+	a := &analysis{
+		runs:     []span{{1, ms(0), ms(5), ""}, {2, ms(10), ms(13), ""}, {3, ms(20), ms(22), ""}},
+		name:     map[xtrace.GoID]string{1: "runtime.gcBgMarkWorker", 2: "pacing.publish", 3: "bidder.handle"},
+		gcWorker: map[xtrace.GoID]bool{1: true},
+		// g2 ran 3 ms, 2.5 of them assisting: 0.5 ms its own; g3's 2 ms are all its own.
+		gcWork: map[xtrace.GoID][]span{2: {{2, ms(10), ms(12) + ms(1)/2, ""}}},
+		first:  ms(0), last: ms(30),
+	}
+	s := summarize(a)
+	if s.LongestNonGCUs != 2000 || s.NonGCWhere != "bidder.handle" || s.NonGCAssistUs != 0 {
+		t.Errorf("outside the GC: %+v, want bidder.handle's 2 ms", s)
+	}
+	if s.LongestGCUs != 5000 || s.GCWhere != "runtime.gcBgMarkWorker" {
+		t.Errorf("GC: %+v, want the mark worker's 5 ms", s)
 	}
 }

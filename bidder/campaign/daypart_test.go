@@ -10,7 +10,7 @@ func compiledDaypart(t *testing.T, tz string, windows ...DayWindow) *Daypart {
 	t.Helper()
 	d := &Daypart{TimeZone: tz, Windows: windows}
 	ps := &problems{}
-	(&validator{ps: ps, prefix: "test"}).daypart("dayparts", d)
+	(&validator{ps: ps}).daypart("dayparts", d)
 	if err := ps.err("test"); err != nil {
 		t.Fatal(err)
 	}

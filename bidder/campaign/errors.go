@@ -64,8 +64,9 @@ type problems struct {
 	list  []Problem
 	more  int
 	lines map[string]int // full field path -> line, when parsed from a file
-	// labels names campaigns by index for messages; filled as soon as ids are known.
-	labels []string
+	// campaignID is the id of campaign i as far as known ("" if none), for messages; set as soon as
+	// ids are known. A function, so that a file of 100,000 good campaigns formats no label.
+	campaignID func(i int) string
 }
 
 // addPath records a problem at a full path from the top of the file ("campaigns[2].bid.cpm").
@@ -105,8 +106,10 @@ func (ps *problems) split(path string) (campaign, field string) {
 }
 
 func (ps *problems) label(i int) string {
-	if i < len(ps.labels) && ps.labels[i] != "" {
-		return ps.labels[i]
+	if ps.campaignID != nil {
+		if id := ps.campaignID(i); id != "" {
+			return fmt.Sprintf("campaign %q", id)
+		}
 	}
 	return fmt.Sprintf("campaigns[%d]", i)
 }

@@ -89,7 +89,7 @@ func Parse(data []byte, name string, format string) (*Set, error) {
 		return nil, err
 	}
 
-	ps.labels = campaignLabels(root)
+	ps.campaignID = campaignIDs(root)
 	ck := &checker{ps: ps, maxVisits: visitBound(len(data))}
 	ck.walk(root, reflect.TypeOf(file{}), "", 0)
 	if err := ps.err(name); err != nil {
@@ -271,20 +271,22 @@ func (li lineIndex) at(offset int64) int {
 	return 1 + sort.Search(len(li), func(i int) bool { return li[i] >= offset })
 }
 
-// campaignLabels names each campaign by its id as written, for messages about fields decoded before
+// campaignIDs names each campaign by its id as written, for messages about fields decoded before
 // validation.
-func campaignLabels(root *yaml.Node) []string {
+func campaignIDs(root *yaml.Node) func(int) string {
 	seq := mappingValue(root, "campaigns")
 	if seq == nil || seq.Kind != yaml.SequenceNode {
 		return nil
 	}
-	labels := make([]string, len(seq.Content))
-	for i, c := range seq.Content {
-		if id := mappingValue(c, "id"); id != nil && id.Kind == yaml.ScalarNode && id.Value != "" && id.Tag != "!!null" {
-			labels[i] = fmt.Sprintf("campaign %q", id.Value)
+	return func(i int) string {
+		if i >= len(seq.Content) {
+			return ""
 		}
+		if id := mappingValue(seq.Content[i], "id"); id != nil && id.Kind == yaml.ScalarNode && id.Tag != "!!null" {
+			return id.Value
+		}
+		return ""
 	}
-	return labels
 }
 
 func mappingValue(n *yaml.Node, key string) *yaml.Node {

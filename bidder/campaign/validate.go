@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,22 +16,36 @@ import (
 // more than 1000 USD per thousand impressions.
 const maxBidCeiling = 1000 * MicrosPerUnit
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 const idRule = "must be 1-64 characters of A-Z a-z 0-9 . _ -"
+
+// validID is ^[A-Za-z0-9._-]{1,64}$, without a regexp: it runs for every campaign and creative.
+func validID(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // validateSet normalises every campaign in place (defaults, letter case, time zones, daypart masks),
 // reports what is wrong to ps and, when nothing is, indexes the set.
 func validateSet(s *Set, ps *problems) {
-	ps.labels = make([]string, len(s.Campaigns))
-	for i, c := range s.Campaigns {
-		if c.ID != "" {
-			ps.labels[i] = fmt.Sprintf("campaign %q", c.ID)
+	ps.campaignID = func(i int) string {
+		if i < len(s.Campaigns) && s.Campaigns[i] != nil {
+			return s.Campaigns[i].ID
 		}
+		return ""
 	}
-	first := map[string]int{}
+	first := make(map[string]int, len(s.Campaigns))
+	m := &memo{zones: map[string]zone{}, urls: map[string]string{}, vast: map[string]error{}}
 	for i, c := range s.Campaigns {
-		v := validator{ps: ps, prefix: fmt.Sprintf("campaigns[%d]", i)}
+		v := validator{ps: ps, index: i, memo: m}
 		if j, dup := first[c.ID]; dup && c.ID != "" {
 			v.add("id", "duplicate campaign id (campaigns[%d] has it too)", j)
 		} else {
@@ -48,21 +62,72 @@ func validateSet(s *Set, ps *problems) {
 	}
 }
 
-// validator checks one campaign; paths it reports are relative to prefix.
+// validator checks one campaign; paths it reports are relative to campaigns[index].
 type validator struct {
-	ps     *problems
-	prefix string
+	ps    *problems
+	index int
+	memo  *memo
 }
 
 func (v *validator) add(field, format string, args ...any) {
-	v.ps.addPath(v.prefix+"."+field, fmt.Sprintf(format, args...))
+	v.ps.addPath("campaigns["+strconv.Itoa(v.index)+"]."+field, fmt.Sprintf(format, args...))
+}
+
+// memo remembers the checks of values that repeat across a file's campaigns: a large file names the
+// same zones, landing pages and markup thousands of times, and each check costs microseconds and
+// allocations. Zones loaded once are also shared by the campaigns instead of a copy each.
+type memo struct {
+	zones map[string]zone
+	urls  map[string]string
+	vast  map[string]error
+}
+
+type zone struct {
+	loc *time.Location
+	err error
+}
+
+func (m *memo) location(name string) (*time.Location, error) {
+	if m == nil {
+		return time.LoadLocation(name)
+	}
+	z, ok := m.zones[name]
+	if !ok {
+		z.loc, z.err = time.LoadLocation(name)
+		m.zones[name] = z
+	}
+	return z.loc, z.err
+}
+
+func (m *memo) checkURL(u string) string {
+	if m == nil {
+		return checkURL(u)
+	}
+	msg, ok := m.urls[u]
+	if !ok {
+		msg = checkURL(u)
+		m.urls[u] = msg
+	}
+	return msg
+}
+
+func (m *memo) checkVAST(s string) error {
+	if m == nil {
+		return checkVAST(s)
+	}
+	err, ok := m.vast[s]
+	if !ok {
+		err = checkVAST(s)
+		m.vast[s] = err
+	}
+	return err
 }
 
 func (v *validator) campaign(c *Campaign) {
 	switch {
 	case c.ID == "":
 		v.add("id", "required")
-	case !idPattern.MatchString(c.ID):
+	case !validID(c.ID):
 		v.add("id", "%q %s", c.ID, idRule)
 	}
 	switch c.Status {
@@ -83,7 +148,7 @@ func (v *validator) campaign(c *Campaign) {
 	if c.AppBundle != "" && (len(c.AppBundle) > 256 || strings.ContainsAny(c.AppBundle, " \t\r\n")) {
 		v.add("app_bundle", "%q must be an app store id or bundle name without spaces", c.AppBundle)
 	}
-	if c.Seat != "" && !idPattern.MatchString(c.Seat) {
+	if c.Seat != "" && !validID(c.Seat) {
 		v.add("seat", "%q %s", c.Seat, idRule)
 	}
 	v.categories("categories", c.Categories)
@@ -94,14 +159,15 @@ func (v *validator) campaign(c *Campaign) {
 	if len(c.Creatives) == 0 {
 		v.add("creatives", "at least one creative required")
 	}
-	firstCreative := map[string]int{}
 	for i := range c.Creatives {
 		cr := &c.Creatives[i]
-		path := fmt.Sprintf("creatives[%d]", i)
-		if j, dup := firstCreative[cr.ID]; dup && cr.ID != "" {
-			v.add(path+".id", "duplicate creative id %q (creatives[%d] has it too)", cr.ID, j)
-		} else {
-			firstCreative[cr.ID] = i
+		path := "creatives[" + strconv.Itoa(i) + "]"
+		// Campaigns have a few creatives: a scan is cheaper than a map each.
+		for j := range i {
+			if cr.ID != "" && c.Creatives[j].ID == cr.ID {
+				v.add(path+".id", "duplicate creative id %q (creatives[%d] has it too)", cr.ID, j)
+				break
+			}
 		}
 		v.creative(path, cr)
 	}
@@ -135,12 +201,12 @@ func (v *validator) creative(path string, cr *Creative) {
 	switch {
 	case cr.ID == "":
 		v.add(at("id"), "required")
-	case !idPattern.MatchString(cr.ID):
+	case !validID(cr.ID):
 		v.add(at("id"), "%q %s", cr.ID, idRule)
 	}
 	if cr.LandingURL == "" {
 		v.add(at("landing_url"), "required (the advertiser page a click leads to)")
-	} else if msg := checkURL(cr.LandingURL); msg != "" {
+	} else if msg := v.memo.checkURL(cr.LandingURL); msg != "" {
 		v.add(at("landing_url"), "%q %s", cr.LandingURL, msg)
 	}
 	for i, a := range cr.Attributes {
@@ -188,7 +254,7 @@ func (v *validator) creative(path string, cr *Creative) {
 		if strings.TrimSpace(cr.VAST) == "" {
 			v.add(at("vast"), "required for %s", cr.Type)
 		} else {
-			if err := checkVAST(cr.VAST); err != nil {
+			if err := v.memo.checkVAST(cr.VAST); err != nil {
 				v.add(at("vast"), "%v", err)
 			}
 			v.macros(at("vast"), cr.VAST)
@@ -243,7 +309,7 @@ func (v *validator) native(path string, n *Native) {
 			}
 			return
 		}
-		if msg := checkURL(u); msg != "" {
+		if msg := v.memo.checkURL(u); msg != "" {
 			v.add(path+"."+name+"_url", "%q %s", u, msg)
 		}
 		// Exchanges match native image assets by size, so an image without one cannot be placed.
@@ -406,7 +472,7 @@ func (v *validator) nonEmpty(path string, list []string) {
 func (v *validator) daypart(path string, d *Daypart) {
 	if d.TimeZone == "" {
 		v.add(path+".timezone", "required: an IANA zone like \"America/New_York\"")
-	} else if loc, err := time.LoadLocation(d.TimeZone); err != nil {
+	} else if loc, err := v.memo.location(d.TimeZone); err != nil {
 		v.add(path+".timezone", "%q is not an IANA time zone like \"America/New_York\"", d.TimeZone)
 	} else {
 		d.Location = loc
@@ -492,7 +558,7 @@ func (v *validator) budget(b *Budget) {
 	if b.TimeZone == "" {
 		b.TimeZone = "UTC"
 	}
-	loc, err := time.LoadLocation(b.TimeZone)
+	loc, err := v.memo.location(b.TimeZone)
 	if err != nil {
 		v.add(p+"timezone", "%q is not an IANA time zone like \"UTC\" or \"America/New_York\"", b.TimeZone)
 		return

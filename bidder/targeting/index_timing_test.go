@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"rtb/bidder/campaign"
 	"rtb/bidder/campaign/campaigntest"
 	"rtb/bidder/openrtb"
 )
@@ -50,5 +51,25 @@ func BenchmarkTargeting(b *testing.B) {
 				b.ReportMetric(float64(found), "candidates")
 			})
 		}
+	}
+}
+
+// BenchmarkBuild is what start-up and every campaign reload pay to index a set of that many
+// campaigns.
+func BenchmarkBuild(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		set := campaigntest.Synthetic(n, 1)
+		if _, err := campaign.NewSet(set.Source, set.Campaigns); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			now := time.Now()
+			for b.Loop() {
+				if _, err := Build(set, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

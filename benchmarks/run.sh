@@ -6,12 +6,17 @@
 # with `rtb loadgen` (open loop, latency from intended send time) and the same search for the knee
 # for every server: a coarse climb over STEPS, then a bisection between the last sustained and the
 # first failed rate down to RESOLUTION_PCT; then latency at half the knee. wrk (closed loop, an
-# independent client) runs against (a) and (b). Then the many-campaign rows: rtb and the baseline
-# again, each loading the same file of N synthetic campaigns (benchmarks/campaigns) for N in
-# CAMPAIGNS. Writes OUT (benchmarks/RESULTS.md). See benchmarks/README.md for every variable.
+# independent client) runs against (a) and (b). Then the many-campaign rows: rtb as it ships
+# (`rtb serve`: pacing on, learned shading, the 5% bid log; RTB_MANY_FLAGS) for N in CAMPAIGNS, and
+# the baseline for N in BASELINE_CAMPAIGNS, each loading the same file of N synthetic campaigns
+# (benchmarks/campaigns). For every rtb row also: the time to ready, its idle cost (CPU, allocation
+# rate, RSS with no traffic; IDLE_CAMPAIGNS adds rows started only for it) and, from an execution
+# trace taken at half the knee, its longest goroutine run outside the GC (benchmarks/stalls).
+# Writes OUT (benchmarks/RESULTS.md). See benchmarks/README.md for every variable.
 #
-# Usage: bash benchmarks/run.sh                       (about 15 minutes with the defaults, at most ~25)
-#        STEPS=2000,4000 STEP_DURATION=3s CAMPAIGNS=1000 OUT=/tmp/r.md bash benchmarks/run.sh   (a check)
+# Usage: bash benchmarks/run.sh                       (about 25 minutes with the defaults, at most ~40)
+#        STEPS=2000,4000 STEP_DURATION=3s WRK_DURATION=3s BISECT_MAX=2 CAMPAIGNS=1000 \
+#          IDLE_CAMPAIGNS=100,1000 IDLE_DURATION=5s OUT=/tmp/check.md bash benchmarks/run.sh   (a check)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,8 +29,19 @@ RESOLUTION_PCT=${RESOLUTION_PCT:-5}
 BISECT_MAX=${BISECT_MAX:-6}
 WRK_DURATION=${WRK_DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
-SERVERS=${SERVERS:-floor,rtb,baseline}
-CAMPAIGNS=${CAMPAIGNS-1000,10000}
+SERVERS=${SERVERS-floor,rtb,baseline}
+CAMPAIGNS=${CAMPAIGNS-1000,10000,100000}
+BASELINE_CAMPAIGNS=${BASELINE_CAMPAIGNS-1000,10000}
+# rtb serve's flags in the many-campaign and idle-only rows beyond ports and data dir: none, i.e. as
+# it ships (pacing obeyed, learned shading, --bid-sample 0.05). The sample-campaign row keeps
+# --pacing=false --bid-sample 0, like for like with the floor and the baseline.
+RTB_MANY_FLAGS=${RTB_MANY_FLAGS-}
+IDLE_CAMPAIGNS=${IDLE_CAMPAIGNS-100,10000,100000}
+IDLE_SETTLE=${IDLE_SETTLE:-10s}
+IDLE_DURATION=${IDLE_DURATION:-20s}
+READY_TIMEOUT=${READY_TIMEOUT:-180}
+STALL_RATE=${STALL_RATE:-1000}
+STALL_SECONDS=${STALL_SECONDS:-5}
 CAMPAIGN_SEED=${CAMPAIGN_SEED:-1}
 DEGRADED_MAX_PCT=${DEGRADED_MAX_PCT:-1}
 RETRY=${RETRY:-0}
@@ -59,6 +75,11 @@ command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 command -v curl >/dev/null || die "curl is required"
 [[ $PIN == 0 || $PIN == 1 ]] || die "PIN must be 0 or 1"
 [[ $RETRY == 0 || $RETRY == 1 ]] || die "RETRY must be 0 or 1"
+[[ $READY_TIMEOUT =~ ^[0-9]+$ ]] || die "READY_TIMEOUT must be whole seconds"
+[[ $STALL_SECONDS =~ ^[1-9][0-9]*$ ]] || die "STALL_SECONDS must be whole seconds, at least 1"
+[[ $STALL_RATE =~ ^[1-9][0-9]*$ ]] || die "STALL_RATE must be a positive rate"
+for v in "$IDLE_SETTLE" "$IDLE_DURATION"; do [[ $v =~ ^[0-9]+(\.[0-9]+)?[sm]?$ ]] || die "IDLE_SETTLE, IDLE_DURATION: $v is not a duration like 10s"; done
+read -ra MANY_FLAGS <<<"$RTB_MANY_FLAGS"
 if [[ $PIN == 1 ]]; then
 	command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
 	SRV_PIN=(taskset -c "$PIN_SERVER")
@@ -82,6 +103,7 @@ go build -o "$WORK/rtb" ./cmd/rtb
 go build -o "$WORK/floor" ./benchmarks/floor
 go build -o "$WORK/baseline" ./benchmarks/baseline
 go build -o "$WORK/campaigns" ./benchmarks/campaigns
+go build -o "$WORK/stalls" ./benchmarks/stalls
 # The sample campaigns without their frequency caps, for rtb and the baseline alike: the baseline
 # implements no caps, and the load generator's pool brings each user back many times a minute, so
 # capped campaigns would soon stop bidding in rtb: it would do less work than the baseline per
@@ -90,31 +112,54 @@ SAMPLES=$WORK/samples-uncapped.yaml
 awk '/^    frequency_cap:/ { skip = 2; next } skip > 0 { skip--; next } { print }' bidder/campaign/samples.yaml >"$SAMPLES"
 grep -q frequency_cap "$SAMPLES" && die "could not strip the frequency caps from the samples"
 
-# wait_http URL: up to 120 s for the server to answer (10,000 campaigns take a few seconds to load).
-wait_http() {
-	local _
-	for _ in $(seq 1200); do
-		if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "server for $1 exited; its log:" >&2; cat "$WORK"/*.log >&2 || true; return 1; fi
-		if curl -s -o /dev/null -X POST --max-time 1 --data-binary @"$BODY" "$1"; then return 0; fi
+# wait_ready KIND URL: until the server is ready, at most READY_TIMEOUT s from its start (T_START);
+# rtb is ready when its /readyz answers 200 (campaigns loaded, caps warmed), the others when they
+# answer a bid request. Sets READY_S (seconds from the start); on failure START_ERR and returns 1.
+wait_ready() {
+	local deadline=$((SECONDS + READY_TIMEOUT)) log=$WORK/$1.log ready=0
+	while ((SECONDS < deadline)); do
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			READY_S=$(awk -v t0="$T_START" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.1f", t1 - t0}')
+			START_ERR="exited ${READY_S} s after its start, before it was ready: $(tail -n 1 "$log" 2>/dev/null | cut -c1-200)"
+			echo "$1 exited; its log:" >&2
+			tail -n 20 "$log" >&2 || true
+			return 1
+		fi
+		if [[ $1 == rtb ]]; then
+			if curl -sf -o /dev/null --max-time 1 "${2%/openrtb2/bid}/readyz"; then ready=1; break; fi
+		elif curl -s -o /dev/null -X POST --max-time 1 --data-binary @"$BODY" "$2"; then
+			ready=1; break
+		fi
 		sleep 0.1
 	done
-	echo "server at $1 did not come up" >&2
-	return 1
+	READY_S=$(awk -v t0="$T_START" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.1f", t1 - t0}')
+	if ((ready == 0)); then
+		START_ERR="not ready after ${READY_TIMEOUT} s (READY_TIMEOUT)"
+		echo "$1 at $2: $START_ERR" >&2
+		return 1
+	fi
 }
 
-# start_server KIND [CAMPAIGN_FILE]: starts it in the background, sets URL and ADMIN ("" if none).
+# start_server KIND [CAMPAIGN_FILE [many]]: starts it in the background, waits until it is ready,
+# sets URL, ADMIN ("" if none) and READY_S; returns 1 with START_ERR when it does not get ready
+# (the caller records the row as not run and stops it). "many": rtb with RTB_MANY_FLAGS instead of
+# --pacing=false --bid-sample 0.
 start_server() {
-	local file=${2:-}
-	ADMIN=
+	local file=${2:-} flags
+	ADMIN='' START_ERR='' READY_S=-
+	T_START=$(date +%s.%N)
 	case $1 in
 	floor)
 		"${SRV_PIN[@]}" "$WORK/floor" --listen 127.0.0.1:18090 >"$WORK/floor.log" 2>&1 &
 		URL=http://127.0.0.1:18090/openrtb2/bid ;;
 	rtb)
-		# --pacing=false and --bid-sample 0: pacing state and the Kafka bid log must not shape the numbers.
+		# The sample row: --pacing=false and --bid-sample 0, pacing state and the Kafka bid log must not
+		# shape the comparison with the floor and the baseline. The many-campaign rows: as it ships.
+		flags=(--pacing=false --bid-sample 0)
+		if [[ ${3:-} == many ]]; then flags=("${MANY_FLAGS[@]}"); fi
 		rm -rf "$WORK/rtb-data"
 		"${SRV_PIN[@]}" "$WORK/rtb" serve --listen 127.0.0.1:18080 --admin 127.0.0.1:18081 --broker-addr 127.0.0.1:19092 \
-			--data-dir "$WORK/rtb-data" --pacing=false --bid-sample 0 --log-level warn \
+			--data-dir "$WORK/rtb-data" --log-level warn "${flags[@]}" \
 			${file:+--campaigns "$file"} >"$WORK/rtb.log" 2>&1 &
 		URL=http://127.0.0.1:18080/openrtb2/bid
 		ADMIN=http://127.0.0.1:18081 ;;
@@ -125,7 +170,7 @@ start_server() {
 	esac
 	SERVER_PID=$!
 	PIDS+=("$SERVER_PID")
-	wait_http "$URL"
+	wait_ready "$1" "$URL"
 }
 
 stop_server() {
@@ -135,9 +180,12 @@ stop_server() {
 }
 
 # degraded: rtb's shed + timeout answers so far (fast 204s that are not decisions), from its metrics.
+# A scrape gathers every series (name[] filters only what is written), per campaign too: at 100,000
+# campaigns it takes seconds of CPU, so it is given time to finish before the next run starts (a
+# scrape cut short would count 0 and leave the server busy gathering during the run).
 degraded() {
 	if [[ -z $ADMIN ]]; then echo 0; return; fi
-	timeout 5 curl -s "$ADMIN/metrics" 2>/dev/null |
+	timeout 120 curl -s "$ADMIN/metrics?name[]=rtb_bid_requests_total" 2>/dev/null |
 		awk '/^rtb_bid_requests_total\{outcome="(shed|timeout)"\}/ { s += $2 } END { printf "%d\n", s }' || echo 0
 }
 
@@ -250,11 +298,80 @@ knee() {
 		HALF[$name]=$half
 		loadgen "$half" "$STEP_DURATION" "$WORK/$name-half.json"
 		if [[ -s $WORK/$name-half.json ]]; then
-			read -r P50[$name] P99[$name] P999[$name] BIDS_HALF[$name] < <(jq -r \
+			read -r "P50[$name]" "P99[$name]" "P999[$name]" "BIDS_HALF[$name]" < <(jq -r \
 				'[.latency.p50_us, .latency.p99_us, .latency.p999_us, (.bid_rate * 1000 | round / 10 | tostring + "%")] | @tsv' "$WORK/$name-half.json")
 		fi
 		log "$name @ $half/s (half): p50 ${P50[$name]}µs p99 ${P99[$name]}µs p99.9 ${P999[$name]}µs, bids ${BIDS_HALF[$name]}"
 	fi
+}
+
+# totalalloc: the bytes rtb has allocated so far (runtime.MemStats.TotalAlloc, which is also
+# go_memstats_alloc_bytes_total), read from the trailer of its heap profile: /metrics carries a series
+# per campaign, and one scrape at 10,000 campaigns costs ~0.3 s of CPU and ~50 MB of allocation, which
+# would swamp what is measured; the heap profile's cost does not grow with the campaigns.
+totalalloc() {
+	timeout 10 curl -s "$ADMIN/debug/pprof/heap?debug=1" 2>/dev/null | awk '$2 == "TotalAlloc" { print $4; f = 1 } END { if (!f) print -1 }' || echo -1
+}
+
+# idle NAME: with the server up and no traffic, waits IDLE_SETTLE, then measures over IDLE_DURATION
+# its CPU (cores, /proc/PID/stat: what process_cpu_seconds_total reads, without a scrape in the
+# window), allocation rate (bytes/s, totalalloc) and, at the end, VmRSS; then the cost of one /metrics
+# scrape (CPU s, bytes allocated). Sets IDLE_CPU, IDLE_ALLOC (MB/s), IDLE_RSS (MB), SCRAPE.
+declare -A IDLE_CPU IDLE_ALLOC IDLE_RSS SCRAPE READY NOTE RAN
+idle() {
+	local name=$1 a0 a1 c0 c1 t0 t1 rss
+	IDLE_CPU[$name]=- IDLE_ALLOC[$name]=- IDLE_RSS[$name]=- SCRAPE[$name]=-
+	if [[ -z $ADMIN || $IDLE_DURATION =~ ^0+(\.0+)?[sm]?$ ]]; then return; fi
+	log "$name: idle: settling $IDLE_SETTLE, then $IDLE_DURATION with no traffic"
+	sleep "$IDLE_SETTLE"
+	a0=$(totalalloc) c0=$(cputicks) t0=$(date +%s.%N)
+	sleep "$IDLE_DURATION"
+	c1=$(cputicks) t1=$(date +%s.%N)
+	a1=$(totalalloc)
+	rss=$(awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo -)
+	IDLE_CPU[$name]=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", (b - a) / hz / (t1 - t0)}')
+	if [[ $a0 == -1 || $a1 == -1 ]]; then
+		IDLE_ALLOC[$name]=-
+	else
+		IDLE_ALLOC[$name]=$(awk -v a="$a0" -v b="$a1" -v t0="$t0" -v t1="$t1" 'BEGIN{printf "%.2f", (b - a) / (t1 - t0) / 1e6}')
+	fi
+	IDLE_RSS[$name]=${rss:--}
+	a0=$(totalalloc) c0=$(cputicks)
+	timeout 60 curl -s -o /dev/null "$ADMIN/metrics" || true
+	c1=$(cputicks) a1=$(totalalloc)
+	SCRAPE[$name]=$(awk -v a="$a0" -v b="$a1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" 'BEGIN{ if (a < 0 || b < 0) m = "-"; else m = sprintf("%.1f", (b - a) / 1e6); printf "%.2f s / %s MB", (c1 - c0) / hz, m }')
+	log "$name: idle ${IDLE_CPU[$name]} cores, ${IDLE_ALLOC[$name]} MB/s allocated, RSS ${IDLE_RSS[$name]} MB; one /metrics scrape: ${SCRAPE[$name]}"
+}
+
+# stall NAME: one run at half the knee (STALL_RATE when there is no knee) of STALL_SECONDS + 3 s,
+# with an execution trace of STALL_SECONDS taken from 2 s in, read by benchmarks/stalls. Sets
+# ST_RATE, ST_NONGC (µs), ST_NONGC_WHERE, ST_ASSIST (µs of GC work inside that run), ST_GC,
+# ST_GC_WHERE, ST_WAIT (a request goroutine's longest wait to run, µs), ST_P99 (the run's p99).
+declare -A ST_RATE ST_NONGC ST_NONGC_WHERE ST_ASSIST ST_GC ST_GC_WHERE ST_WAIT ST_P99
+stall() {
+	local name=$1 rate lp tr=$WORK/$1.trace js
+	rate=${HALF[$name]:--}
+	if [[ ! $rate =~ ^[1-9][0-9]*$ ]]; then rate=$STALL_RATE; fi
+	ST_RATE[$name]=$rate ST_NONGC[$name]=- ST_NONGC_WHERE[$name]=- ST_ASSIST[$name]=- ST_GC[$name]=- ST_GC_WHERE[$name]=- ST_WAIT[$name]=- ST_P99[$name]=-
+	log "$name: execution trace of ${STALL_SECONDS}s at $rate/s"
+	rm -f "$tr" "$WORK/$name-stall.json"
+	loadgen "$rate" "$((STALL_SECONDS + 3))s" "$WORK/$name-stall.json" &
+	lp=$!
+	PIDS+=("$lp")
+	sleep 2
+	timeout "$((STALL_SECONDS + 60))" curl -s -o "$tr" "$ADMIN/debug/pprof/trace?seconds=$STALL_SECONDS" || true
+	wait "$lp" || true
+	if [[ -s $WORK/$name-stall.json ]]; then ST_P99[$name]=$(jq -r '.latency.p99_us // "-"' "$WORK/$name-stall.json"); fi
+	if ! js=$("$WORK/stalls" -summary -frames 3 "$tr" 2>>"$WORK/stalls.log"); then
+		log "$name: the trace could not be read (see $WORK/stalls.log)"
+		return
+	fi
+	read -r "ST_NONGC[$name]" "ST_ASSIST[$name]" "ST_GC[$name]" "ST_WAIT[$name]" < <(jq -r '[.longest_non_gc_us, .non_gc_assist_us, .longest_gc_us, .longest_request_wait_us] | @tsv' <<<"$js")
+	ST_NONGC_WHERE[$name]=$(jq -r '"g\(.non_gc_goroutine) \(.non_gc_where)"' <<<"$js" | sed 's/|/\\|/g')
+	ST_GC_WHERE[$name]=$(jq -r 'if .longest_gc_us > 0 then "g\(.gc_goroutine) \(.gc_where)" else "no GC in the trace" end' <<<"$js" | sed 's/|/\\|/g')
+	log "$name @ $rate/s: longest run outside the GC ${ST_NONGC[$name]}µs (${ST_NONGC_WHERE[$name]}), GC ${ST_GC[$name]}µs (${ST_GC_WHERE[$name]}), p99 of the run ${ST_P99[$name]}µs"
+	"$WORK/stalls" -top 5 -frames 4 "$tr" 2>/dev/null | sed -n '1,6p' | sed 's/^/==   /' >&2 || true
+	rm -f "$tr"
 }
 
 # wrk_run: 2 threads, CONNECTIONS connections, WRK_DURATION; prints "rps p50 p99" (latencies in µs).
@@ -268,14 +385,52 @@ wrk_run() {
 		END { if (rps == "") print "- - -"; else printf "%d %d %d\n", rps, p50, p99 }' "$WORK/wrk.out"
 }
 
+# campaign_file N: the file of N synthetic campaigns, written once, in CFILE; returns 1 with the
+# writer's complaint in CFAIL[N] when it cannot be written or does not load.
+declare -A CFAIL
+campaign_file() {
+	local file=$WORK/campaigns-$1.json
+	CFILE=$file
+	if [[ -n ${CFAIL[$1]:-} ]]; then return 1; fi
+	if [[ -s $file ]]; then return; fi
+	if ! "$WORK/campaigns" -n "$1" -seed "$CAMPAIGN_SEED" -o "$file" 2>"$WORK/campaigns-$1.err"; then
+		CFAIL[$1]="the file of $1 campaigns did not load: $(tail -n 1 "$WORK/campaigns-$1.err" | sed 's/^[0-9/]* [0-9:]* //' | cut -c1-200)"
+		rm -f "$file"
+		log "${CFAIL[$1]}"
+		return 1
+	fi
+	sed 's/^/== /' "$WORK/campaigns-$1.err" >&2
+}
+
+# not_run NAME REASON: the row is recorded, with the reason instead of figures.
+not_run() {
+	NOTE[$1]=$2
+	log "$1: not run: $2"
+}
+
+# measure NAME KIND: the whole of one row on the server just started: for rtb the idle cost, then
+# the knee, then (rtb) the execution trace.
+measure() {
+	RAN[$1]=1 READY[$1]=$READY_S
+	log "$1: ready in ${READY_S} s"
+	if [[ $2 == rtb ]]; then idle "$1"; fi
+	knee "$1"
+	if [[ $2 == rtb ]]; then stall "$1"; fi
+}
+
 declare -A WRK
 ROWS=()
 IFS=, read -ra servers <<<"$SERVERS"
 for name in "${servers[@]}"; do
 	[[ $name == floor || $name == rtb || $name == baseline ]] || die "SERVERS: unknown server $name"
 	log "$name: starting"
-	start_server "$name" "$SAMPLES"
-	knee "$name"
+	ROWS+=("$name")
+	if ! start_server "$name" "$SAMPLES"; then
+		not_run "$name" "$START_ERR"
+		stop_server
+		continue
+	fi
+	measure "$name" "$name"
 	WRK[$name]="- - -"
 	if [[ $name != baseline ]]; then
 		if command -v wrk >/dev/null; then
@@ -286,24 +441,53 @@ for name in "${servers[@]}"; do
 		fi
 	fi
 	stop_server
-	ROWS+=("$name")
 done
 
+inlist() { [[ ",$2," == *",$1,"* ]]; } # N LIST
 MANY=()
 if [[ -n $CAMPAIGNS ]]; then
 	IFS=, read -ra counts <<<"$CAMPAIGNS"
 	for c in "${counts[@]}"; do
 		[[ $c =~ ^[0-9]+$ ]] || die "CAMPAIGNS: $c is not a number"
-		file=$WORK/campaigns-$c.json
-		"$WORK/campaigns" -n "$c" -seed "$CAMPAIGN_SEED" -o "$file" 2>&1 | sed 's/^/== /' >&2
-		for kind in rtb baseline; do
+		MANY+=("$c")
+		kinds=(rtb)
+		if inlist "$c" "$BASELINE_CAMPAIGNS"; then kinds+=(baseline); fi
+		for kind in "${kinds[@]}"; do
 			name=$kind@$c
+			if ! campaign_file "$c"; then not_run "$name" "${CFAIL[$c]}"; continue; fi
 			log "$name: starting with $c synthetic campaigns"
-			start_server "$kind" "$file"
-			knee "$name"
+			if ! start_server "$kind" "$CFILE" many; then
+				not_run "$name" "$START_ERR"
+				stop_server
+				continue
+			fi
+			measure "$name" "$kind"
 			stop_server
 		done
-		MANY+=("$c")
+	done
+fi
+
+# The idle-only rows: N of IDLE_CAMPAIGNS with no many-campaign row.
+IDLE_ROWS=()
+if inlist rtb "$SERVERS"; then IDLE_ROWS+=(rtb); fi
+if [[ -n $IDLE_CAMPAIGNS ]]; then
+	IFS=, read -ra counts <<<"$IDLE_CAMPAIGNS"
+	for c in "${counts[@]}"; do
+		[[ $c =~ ^[0-9]+$ ]] || die "IDLE_CAMPAIGNS: $c is not a number"
+		name=rtb@$c
+		IDLE_ROWS+=("$name")
+		if inlist "$c" "$CAMPAIGNS"; then continue; fi
+		if ! campaign_file "$c"; then not_run "$name" "${CFAIL[$c]}"; continue; fi
+		log "$name: starting with $c synthetic campaigns (idle cost only)"
+		if ! start_server rtb "$CFILE" many; then
+			not_run "$name" "$START_ERR"
+			stop_server
+			continue
+		fi
+		RAN[$name]=1 READY[$name]=$READY_S
+		log "$name: ready in ${READY_S} s"
+		idle "$name"
+		stop_server
 	done
 fi
 
@@ -333,11 +517,52 @@ kratio() {
 wverdict() { # RATIO AIM
 	if [[ $1 == - ]]; then echo "-"; else awk -v r="$1" -v a="$2" 'BEGIN{print (r >= a) ? "met" : "not met"}'; fi
 }
-has() { local x; for x in "${ROWS[@]}"; do [[ $x == "$1" ]] && return 0; done; return 1; }
+has() { [[ -n ${RAN[$1]:-} ]]; } # the row NAME was measured
 mark() { echo "${MARK[$1]:-}${MAX[$1]:--}$([[ ${GENB[$1]:-0} == 1 ]] && echo ' (gen)')"; }
 row() { # name label
 	local n=$1
-	echo "| $2 | $(mark "$n") | ${FAIL[$n]/#0/-} | ${CPU_MAX[$n]} | ${CPU_FAIL[$n]} | ${BIDS_MAX[$n]} | ${HALF[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} | ${BIDS_HALF[$n]} | ${STEPLOG[$n]}|"
+	if [[ -n ${NOTE[$n]:-} ]]; then
+		echo "| $2 | - | not run: ${NOTE[$n]} | - | - | - | - | - | - | - | - | - | - |"
+		return
+	fi
+	has "$n" || return 0
+	echo "| $2 | ${READY[$n]} | $(mark "$n") | ${FAIL[$n]/#0/-} | ${CPU_MAX[$n]} | ${CPU_FAIL[$n]} | ${BIDS_MAX[$n]} | ${HALF[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} | ${BIDS_HALF[$n]} | ${STEPLOG[$n]}|"
+}
+fmtn() { echo "$1" | sed -E ':a; s/([0-9])([0-9]{3})($|[^0-9])/\1,\2\3/; ta'; } # 100000 → 100,000
+label() { if [[ $1 == rtb ]]; then echo "rtb, sample campaigns"; else echo "${1%@*}, $(fmtn "${1#*@}") campaigns"; fi; }
+fratio() { # a b: a/b to 2 decimals for decimal numbers, "∞" when only b is 0, "-" when unknown
+	awk -v a="$1" -v b="$2" 'BEGIN{
+		if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) { print "-"; exit }
+		if (b + 0 == 0) { print (a + 0 == 0) ? "-" : "∞"; exit }
+		printf "%.2f", a / b }'
+}
+# katleast NAME RATE: whether row NAME's knee (p99 under the SLO) reached RATE, as "KNEE | VERDICT".
+katleast() {
+	if [[ -n ${NOTE[$1]:-} ]]; then echo "- | not measured: ${NOTE[$1]}"; return; fi
+	if ! has "$1"; then echo "- | not measured: no such row (CAMPAIGNS)"; return; fi
+	local k=${MAX[$1]:-0}
+	if ((k >= $2)); then echo "$(mark "$1") | met"
+	elif [[ -n ${MARK[$1]:-} ]]; then echo "$(mark "$1") | undecided: the knee is a lower bound under $(fmtn "$2")/s"
+	else echo "$(mark "$1") | not met"; fi
+}
+SLO_LABEL=$(if ((SLO_US % 1000 == 0)); then echo "$((SLO_US / 1000)) ms"; else echo "$SLO_US µs"; fi)
+STALL_AIM_US=1000
+# The idle ratio: the largest N of IDLE_CAMPAIGNS ÷ the smallest (the issue's aim is 100,000 ÷ 100).
+IDLE_LO='' IDLE_HI=''
+if [[ -n $IDLE_CAMPAIGNS ]]; then
+	IDLE_LO=$(tr , '\n' <<<"$IDLE_CAMPAIGNS" | sort -n | head -n 1)
+	IDLE_HI=$(tr , '\n' <<<"$IDLE_CAMPAIGNS" | sort -n | tail -n 1)
+fi
+idle_ratio() { # KIND(IDLE_CPU|IDLE_ALLOC): "RATIO | VERDICT" for rtb@IDLE_HI ÷ rtb@IDLE_LO, aim ≤ 2
+	local -n arr=$1
+	local r
+	if [[ -z $IDLE_LO || $IDLE_LO == "$IDLE_HI" ]]; then echo "- | not measured: IDLE_CAMPAIGNS needs two N"; return; fi
+	r=$(fratio "${arr[rtb@$IDLE_HI]:--}" "${arr[rtb@$IDLE_LO]:--}")
+	case $r in
+	-) echo "- | not measured" ;;
+	∞) echo "∞ | not met" ;;
+	*) echo "$r | $(awk -v r="$r" 'BEGIN{print (r <= 2) ? "met" : "not met"}')" ;;
+	esac
 }
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -350,6 +575,8 @@ TOTAL=$((SECONDS - T0))
 	echo "    STEPS=$STEPS STEP_DURATION=$STEP_DURATION WARM_DURATION=$WARM_DURATION \\"
 	echo "    SLO_US=$SLO_US RESOLUTION_PCT=$RESOLUTION_PCT BISECT_MAX=$BISECT_MAX RETRY=$RETRY DEGRADED_MAX_PCT=$DEGRADED_MAX_PCT \\"
 	echo "    CONNECTIONS=$CONNECTIONS WRK_DURATION=$WRK_DURATION SERVERS=$SERVERS CAMPAIGNS=$CAMPAIGNS CAMPAIGN_SEED=$CAMPAIGN_SEED \\"
+	echo "    BASELINE_CAMPAIGNS=$BASELINE_CAMPAIGNS RTB_MANY_FLAGS='$RTB_MANY_FLAGS' READY_TIMEOUT=$READY_TIMEOUT \\"
+	echo "    IDLE_CAMPAIGNS=$IDLE_CAMPAIGNS IDLE_SETTLE=$IDLE_SETTLE IDLE_DURATION=$IDLE_DURATION STALL_RATE=$STALL_RATE STALL_SECONDS=$STALL_SECONDS \\"
 	echo "    GEN_CPU_MAX=$GEN_CPU_MAX PIN=$PIN PIN_SERVER=$PIN_SERVER PIN_CLIENT=$PIN_CLIENT bash benchmarks/run.sh"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -383,14 +610,17 @@ TOTAL=$((SECONDS - T0))
 	echo "rate until they are within ${RESOLUTION_PCT}% (at most $BISECT_MAX runs). \"Knee\" is the last sustained rate;"
 	echo "the true maximum lies between it and \"first failed\". ≥ marks a lower bound: the top step held, or"
 	echo "(gen) the generator used ≥ $GEN_CPU_MAX cores at the failing rate, so the failure may be the"
-	echo "generator's. p50/p99/p99.9 are from one more run at half the knee."
+	echo "generator's. p50/p99/p99.9 are from one more run at half the knee. \"ready\" is the time from the"
+	echo "server's start to its first ready answer (rtb: \`/readyz\` 200; the others: an answer to a bid request)."
+	echo "rtb with the sample campaigns runs \`--pacing=false --bid-sample 0\`, like for like with the floor and"
+	echo "the baseline; with N campaigns it runs as it ships (\`rtb serve${RTB_MANY_FLAGS:+ $RTB_MANY_FLAGS}\`$([[ -z $RTB_MANY_FLAGS ]] && echo ": pacing obeyed, learned shading, 5% bid log"))."
 	echo
-	echo "| server | knee (req/s) | first failed | cores server / generator @ knee | @ first failed | bids @ knee | half (req/s) | p50 @ half (µs) | p99 @ half (µs) | p99.9 @ half (µs) | bids @ half | p99 per run, µs (✗ failed; * passed on retry) |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| server | ready (s) | knee (req/s) | first failed | cores server / generator @ knee | @ first failed | bids @ knee | half (req/s) | p50 @ half (µs) | p99 @ half (µs) | p99.9 @ half (µs) | bids @ half | p99 per run, µs (✗ failed; * passed on retry) |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 	for n in "${ROWS[@]}"; do row "$n" "$n"; done
 	for c in "${MANY[@]}"; do
-		row "rtb@$c" "rtb, $c campaigns"
-		row "baseline@$c" "baseline, $c campaigns"
+		row "rtb@$c" "$(label "rtb@$c")"
+		row "baseline@$c" "$(label "baseline@$c")"
 	done
 	echo
 	echo "## Ratios and aims"
@@ -409,15 +639,98 @@ TOTAL=$((SECONDS - T0))
 		echo "| rtb ÷ baseline (sample campaigns) | $r1 | - | $(ratio "${P50[rtb]}" "${P50[baseline]}") | $(ratio "${P99[rtb]}" "${P99[baseline]}") | ≥ 2 — ${v1# } |"
 	fi
 	for c in "${MANY[@]}"; do
+		if ! has "rtb@$c" || ! has "baseline@$c"; then continue; fi
 		IFS='|' read -r r1 v1 <<<"$(kratio "rtb@$c" "baseline@$c" 2)"
-		echo "| rtb ÷ baseline ($c campaigns) | $r1 | - | $(ratio "${P50[rtb@$c]}" "${P50[baseline@$c]}") | $(ratio "${P99[rtb@$c]}" "${P99[baseline@$c]}") | ≥ 2 — ${v1# } |"
+		echo "| rtb ÷ baseline ($(fmtn "$c") campaigns) | $r1 | - | $(ratio "${P50[rtb@$c]}" "${P50[baseline@$c]}") | $(ratio "${P99[rtb@$c]}" "${P99[baseline@$c]}") | ≥ 2 — ${v1# } |"
 	done
+	if has rtb@10000 && has rtb; then
+		IFS='|' read -r r1 v1 <<<"$(kratio rtb@10000 rtb 0.60)"
+		echo "| rtb 10,000 campaigns ÷ rtb samples | $r1 | - | $(ratio "${P50[rtb@10000]}" "${P50[rtb]}") | $(ratio "${P99[rtb@10000]}" "${P99[rtb]}") | ≥ 0.60 — ${v1# } |"
+	else
+		echo "| rtb 10,000 campaigns ÷ rtb samples | - | - | - | - | ≥ 0.60 — not measured: ${NOTE[rtb@10000]:-${NOTE[rtb]:-no such row (CAMPAIGNS, SERVERS)}} |"
+	fi
+	IFS='|' read -r r1 v1 <<<"$(katleast rtb@10000 10000)"
+	echo "| rtb 10,000 campaigns: p99 < $SLO_LABEL at ≥ 10,000/s | $r1 | - | - | - | knee ≥ 10,000/s — ${v1# } |"
+	IFS='|' read -r r1 v1 <<<"$(katleast rtb@100000 2000)"
+	echo "| rtb 100,000 campaigns: p99 < $SLO_LABEL at 2,000/s | $r1 | - | - | - | knee ≥ 2,000/s — ${v1# } |"
+	r1=${READY[rtb@100000]:-}
+	if [[ -n $r1 ]]; then
+		v1=$(awk -v r="$r1" 'BEGIN{print (r < 10) ? "met" : "not met"}')
+		echo "| 100,000 campaigns start in under 10 s | - | - | - | - | < 10 s — ready in $r1 s: $v1 |"
+	else
+		echo "| 100,000 campaigns start in under 10 s | - | - | - | - | < 10 s — not measured: ${NOTE[rtb@100000]:-no 100000 in CAMPAIGNS or IDLE_CAMPAIGNS} |"
+	fi
+	for k in IDLE_CPU IDLE_ALLOC; do
+		IFS='|' read -r r1 v1 <<<"$(idle_ratio "$k")"
+		echo "| idle $([[ $k == IDLE_CPU ]] && echo CPU || echo "allocation rate"), rtb $(fmtn "${IDLE_HI:-?}") ÷ $(fmtn "${IDLE_LO:-?}") campaigns | $r1 | - | - | - | ≤ 2 — ${v1# } |"
+	done
+	stall_rows=() stall_over=()
+	for n in rtb "${MANY[@]/#/rtb@}"; do
+		if [[ ${ST_NONGC[$n]:--} =~ ^[0-9]+$ ]]; then
+			stall_rows+=("$n")
+			if ((ST_NONGC[$n] > STALL_AIM_US)); then stall_over+=("$(label "$n"): ${ST_NONGC[$n]} µs"); fi
+		fi
+	done
+	if ((${#stall_rows[@]} == 0)); then
+		v1="not measured"
+	elif ((${#stall_over[@]} == 0)); then
+		v1="met (${#stall_rows[@]} rows)"
+	else
+		v1=$(printf '%s; ' "${stall_over[@]}")
+		v1="not met: ${v1%; }"
+	fi
+	echo "| no goroutine run over 1 ms outside the GC (every rtb row, trace at half the knee) | - | - | - | - | ≤ 1 ms — $v1 |"
 	echo
 	echo "The p50/p99 ratios compare each server at half of its own knee, so at different rates."
 	echo "Bid rates must agree between rtb and the baseline for the comparison to be fair (same campaigns,"
 	echo "same traffic): they are in the table above. The many-campaign rows load the same file of"
 	echo "\`campaigntest.Synthetic(N, $CAMPAIGN_SEED)\` campaigns, written by \`benchmarks/campaigns\` with sites, publishers"
-	echo "and deals renamed into the load generator's vocabulary."
+	echo "and deals renamed into the load generator's vocabulary. A knee ratio of N campaigns to the samples compares"
+	echo "rtb as it ships (pacing, learned shading, bid log) with rtb in the like-for-like configuration."
+	echo
+	echo "## Idle cost (rtb, no traffic)"
+	echo
+	echo "After the server is ready, $IDLE_SETTLE to settle, then $IDLE_DURATION with no request: CPU from \`/proc/PID/stat\`"
+	echo "(what \`process_cpu_seconds_total\` reads), allocation from the runtime's TotalAlloc (what"
+	echo "\`go_memstats_alloc_bytes_total\` is) in the heap profile's trailer, read outside the window; RSS (VmRSS)"
+	echo "at its end. Not from \`/metrics\`, whose per-campaign series make one scrape cost what the last column says"
+	echo "(measured right after the window): at Prometheus' usual 15 s interval that is the idle cost of being scraped."
+	echo "The rows of N campaigns run as in the table above (\`rtb serve${RTB_MANY_FLAGS:+ $RTB_MANY_FLAGS}\`); those not in CAMPAIGNS are started for this alone."
+	echo
+	echo "| rtb | ready (s) | idle CPU (cores) | allocation (MB/s) | RSS (MB) | one /metrics scrape: CPU / allocated |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	for n in "${IDLE_ROWS[@]}"; do
+		if [[ -n ${NOTE[$n]:-} ]]; then echo "| $(label "$n") | - | not run: ${NOTE[$n]} | - | - | - |"; continue; fi
+		has "$n" || continue
+		echo "| $(label "$n") | ${READY[$n]} | ${IDLE_CPU[$n]:--} | ${IDLE_ALLOC[$n]:--} | ${IDLE_RSS[$n]:--} | ${SCRAPE[$n]:--} |"
+	done
+	echo
+	for k in IDLE_CPU IDLE_ALLOC; do
+		IFS='|' read -r r1 v1 <<<"$(idle_ratio "$k")"
+		echo "- idle $([[ $k == IDLE_CPU ]] && echo CPU || echo "allocation rate"), $(fmtn "${IDLE_HI:-?}") ÷ $(fmtn "${IDLE_LO:-?}") campaigns: ${r1% } (aim: at most 2×): ${v1# }"
+	done
+	echo
+	echo "## Longest stall (rtb, execution trace at half the knee)"
+	echo
+	echo "One more run of $((STALL_SECONDS + 3)) s at half the knee (at $STALL_RATE/s when there is no knee), with an execution"
+	echo "trace of ${STALL_SECONDS} s from its admin port (\`/debug/pprof/trace\`) read by \`go run ./benchmarks/stalls -summary\`:"
+	echo "the longest uninterrupted goroutine run outside the GC (a mark worker's runs are the GC's, and so is"
+	echo "the mark-assist and sweep time inside another goroutine's run, which is subtracted and shown), and the"
+	echo "longest GC run; each goroutine named by where that run stopped. Aim: no run over 1 ms outside the GC."
+	echo "A run is the scheduler's view: time the OS gave the thread's core to another process (the load"
+	echo "generator, on shared cores) counts as running."
+	echo
+	echo "| rtb | rate (req/s) | p99 of the run (µs) | longest run outside the GC (µs) | GC work inside it (µs) | that goroutine | longest GC run (µs) | that goroutine | longest wait of a request goroutine (µs) | ≤ 1 ms |"
+	echo "|---|---:|---:|---:|---:|---|---:|---|---:|---|"
+	for n in rtb "${MANY[@]/#/rtb@}"; do
+		has "$n" || continue
+		if [[ ${ST_NONGC[$n]:--} =~ ^[0-9]+$ ]]; then
+			v1=$( ((ST_NONGC[$n] <= STALL_AIM_US)) && echo met || echo "not met")
+		else
+			v1="-"
+		fi
+		echo "| $(label "$n") | ${ST_RATE[$n]:--} | ${ST_P99[$n]:--} | ${ST_NONGC[$n]:--} | ${ST_ASSIST[$n]:--} | ${ST_NONGC_WHERE[$n]:--} | ${ST_GC[$n]:--} | ${ST_GC_WHERE[$n]:--} | ${ST_WAIT[$n]:--} | $v1 |"
+	done
 	if has floor || has rtb; then
 		echo
 		echo "## wrk (closed loop, independent client)"

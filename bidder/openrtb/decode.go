@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"unsafe"
-
-	"github.com/bytedance/sonic"
-	"github.com/bytedance/sonic/decoder"
-	"github.com/bytedance/sonic/option"
 )
 
 // MaxImps bounds the work one request can ask for; no exchange sends more than a few dozen.
@@ -50,77 +45,52 @@ func refuse(r Reason, format string, args ...any) *Error {
 	return &Error{Reason: r, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Strings decoded from the body alias the body buffer (no CopyString): the bid path uses them only
-// while the body is alive, and whatever outlives the request must copy.
-var api = sonic.Config{}.Froze()
-
-// Reset empties r for reuse, keeping the backing arrays of its slices so that a pooled request
-// decodes without reallocating them. Fields that default to "unknown" rather than zero are set here
-// because the decoder leaves absent fields as they are.
+// Reset empties r for reuse, keeping the backing arrays of its slices, and what its last decode
+// handed out, so that a pooled request decodes without allocating. Fields that default to "unknown"
+// rather than zero are set here.
 func (r *BidRequest) Reset() {
-	imp := r.Imp[:cap(r.Imp)]
-	clear(imp)
-	cur, bcat, badv, bapp := r.Cur[:0], r.BCat[:0], r.BAdv[:0], r.BApp[:0]
-	*r = BidRequest{Imp: imp[:0], Cur: cur, BCat: bcat, BAdv: badv, BApp: bapp}
+	mem := r.mem
+	requestPlan.reset(unsafe.Pointer(r))
+	if mem != nil {
+		mem.reset()
+	}
+	r.mem = mem
 	r.Regs.GDPR = -1
 }
 
-// Decoder decodes bid requests; keep one per goroutine (the bidder keeps one in its per-request
-// scratch) so that decoding does not allocate a decoder each time.
-type Decoder struct {
-	d decoder.Decoder
-}
-
-// OpenRTB keys are lower case; matching them case-sensitively is both what the specification says
-// and faster than encoding/json's case folding.
-const decodeOptions = decoder.OptionCaseSensitive
+// Decoder decodes bid requests. It holds no state: what decoding reuses lives in the BidRequest, so
+// that one request's objects never move to another whichever decoder callers share.
+type Decoder struct{}
 
 // Decode resets r, decodes body into it and validates it. The returned error is an *Error.
 //
-// Strings in r alias body: they are valid only while body is, and whatever outlives the request must
-// copy them.
+// Strings in r alias body, or memory r keeps for the next decode: they are valid while body is and
+// until the next decode into r, and whatever outlives the request must copy them. So are the objects
+// r's pointers point to, which r hands out again at its next decode.
 func (d *Decoder) Decode(body []byte, r *BidRequest) error {
 	r.Reset()
 	if len(bytes.TrimSpace(body)) == 0 {
 		return refuse(ReasonEmptyBody, "empty body: expected an OpenRTB bid request")
 	}
-	d.d.Reset(unsafe.String(&body[0], len(body)))
-	d.d.SetOptions(decodeOptions)
-	err := d.d.Decode(r)
-	if err == nil {
-		err = d.d.CheckTrailings()
+	if r.mem == nil {
+		r.mem = newArena()
 	}
-	if err != nil {
-		return refuse(ReasonNotJSON, "not a valid OpenRTB JSON bid request: %s", describe(err))
+	s := scanner{b: body, a: r.mem}
+	if err := s.document(requestPlan, unsafe.Pointer(r)); err != nil {
+		return refuse(ReasonNotJSON, "not a valid OpenRTB JSON bid request: %s", oneLine(err.Error(), 160))
 	}
 	return r.Validate()
 }
 
-// describe turns a decoder error into a short phrase with the byte offset, rather than sonic's
-// quoted multi-line excerpt of the input.
-func describe(err error) string {
-	var se decoder.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%s at byte %d", se.Message(), se.Pos)
-	}
-	var me *decoder.MismatchTypeError
-	if errors.As(err, &me) {
-		return fmt.Sprintf("value at byte %d has the wrong type (want %s)", me.Pos, me.Type)
-	}
-	return oneLine(err.Error(), 160)
-}
-
-// Decode is Decoder.Decode with a fresh decoder, for callers off the hot path.
+// Decode is Decoder.Decode, kept for callers that do not hold a Decoder.
 func Decode(body []byte, r *BidRequest) error {
 	var d Decoder
 	return d.Decode(body, r)
 }
 
-// Pretouch compiles the decoder for the request types ahead of the first request, so that the first
-// bid requests after start do not pay for it.
-func Pretouch() error {
-	return decoder.Pretouch(reflect.TypeFor[BidRequest](), option.WithCompileRecursiveDepth(4))
-}
+// Pretouch prepares decoding ahead of the first request. The decoder's plans are built when the
+// package initialises, so it has nothing left to do; it stays for its callers.
+func Pretouch() error { return nil }
 
 // Validate checks what OpenRTB makes mandatory and what a bidder cannot act on without.
 func (r *BidRequest) Validate() error {
@@ -130,8 +100,8 @@ func (r *BidRequest) Validate() error {
 	if len(r.Imp) == 0 {
 		return refuse(ReasonNoImp, "request %q has no imp", r.ID)
 	}
-	if len(r.Imp) > MaxImps {
-		return refuse(ReasonTooManyImps, "request %q has %d imps, at most %d are accepted", r.ID, len(r.Imp), MaxImps)
+	if n := max(len(r.Imp), r.imps()); n > MaxImps {
+		return refuse(ReasonTooManyImps, "request %q has %d imps, at most %d are accepted", r.ID, n, MaxImps)
 	}
 	n := 0
 	if r.Site != nil {
@@ -190,20 +160,26 @@ func negativeDurFloor(v *Video) bool {
 func (r *BidRequest) FirstPrice() bool { return r.AT == 1 }
 
 // GDPRApplies reports the GDPR flag from 2.6 regs.gdpr or, failing that, 2.5 regs.ext.gdpr;
-// known is false when the request says neither.
+// known is false when the request says neither. A value other than 0 or 1 says nothing: reading an
+// unknown value as "does not apply" would be the one unsafe guess.
 func (r *BidRequest) GDPRApplies() (applies, known bool) {
-	if r.Regs.GDPR >= 0 {
-		return r.Regs.GDPR == 1, true
+	if g := r.Regs.GDPR; g == 0 || g == 1 {
+		return g == 1, true
 	}
 	if len(r.Regs.Ext) > 0 {
-		var ext struct {
-			GDPR *int8 `json:"gdpr"`
-		}
-		if api.Unmarshal(r.Regs.Ext, &ext) == nil && ext.GDPR != nil {
-			return *ext.GDPR == 1, true
+		if g, ok := rawInt(r.Regs.Ext, "gdpr"); ok && (g == 0 || g == 1) {
+			return g == 1, true
 		}
 	}
 	return false, false
+}
+
+// imps is the number of imps the last decode saw, which may be more than it kept.
+func (r *BidRequest) imps() int {
+	if r.mem == nil {
+		return 0
+	}
+	return r.mem.imps
 }
 
 func oneLine(s string, max int) string {

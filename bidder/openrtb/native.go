@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"unsafe"
 )
 
 // NativeRequest is the Native Ads 1.x request document carried in imp.native.request.
@@ -13,6 +13,8 @@ type NativeRequest struct {
 	Ver       string        `json:"ver,omitempty"`
 	PlcmtType int8          `json:"plcmttype,omitempty"`
 	Assets    []NativeAsset `json:"assets"`
+
+	mem *arena
 }
 
 // NativeAsset is one asset the placement asks for: exactly one of Title, Img, Data, Video is set.
@@ -55,32 +57,97 @@ const (
 )
 
 // ParseNativeRequest reads imp.native.request, which the specification defines as a JSON-encoded
-// string but exchanges also send as an object, and Native 1.0 wraps in {"native": …}.
+// string but exchanges also send as an object, and Native 1.0 wraps in {"native": …}. dst is reset
+// first; like a BidRequest, it reuses what its last parse handed out, and its strings alias raw or
+// memory dst keeps until its next parse.
 func ParseNativeRequest(raw json.RawMessage, dst *NativeRequest) error {
+	mem := dst.mem
+	nativePlan.reset(unsafe.Pointer(dst))
+	if mem == nil {
+		mem = newArena()
+	}
+	mem.reset()
+	dst.mem = mem
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return errors.New("native request is empty")
 	}
 	if raw[0] == '"' {
-		s, err := strconv.Unquote(string(raw))
-		if err != nil {
-			var str string
-			if err := api.Unmarshal(raw, &str); err != nil {
-				return fmt.Errorf("native request string: %w", err)
+		s := scanner{b: raw, a: mem}
+		str, err := s.str()
+		if err == nil {
+			s.ws()
+			if s.i < len(s.b) {
+				err = s.syntax("invalid char")
 			}
-			s = str
 		}
-		raw = []byte(s)
+		if err != nil {
+			return fmt.Errorf("native request string: %w", err)
+		}
+		if str == "" {
+			return errors.New("native request is empty")
+		}
+		// Escapes inside the document unescape into mem past the string itself, so it stays intact.
+		raw = unsafe.Slice(unsafe.StringData(str), len(str))
 	}
-	var wrapped struct {
-		Native *NativeRequest `json:"native"`
+	s := scanner{b: raw, a: mem}
+	if err := s.nativeDocument(dst); err != nil {
+		return fmt.Errorf("native request: %w", err)
 	}
-	if err := api.Unmarshal(raw, &wrapped); err == nil && wrapped.Native != nil {
-		*dst = *wrapped.Native
-		return nil
+	return nil
+}
+
+// nativeDocument decodes a native request document into dst: the object itself (1.1, 1.2) or, when
+// it has a "native" object (1.0), that object alone.
+func (s *scanner) nativeDocument(dst *NativeRequest) error {
+	s.ws()
+	if s.peek() != '{' {
+		return s.wrongType("object", 1)
 	}
-	if err := api.Unmarshal(raw, dst); err != nil {
-		return fmt.Errorf("native request: %s", oneLine(err.Error(), 120))
+	start := s.i
+	wrapped := false
+	// A first pass looks for the wrapper without decoding anything.
+	s.i++
+	s.ws()
+	for s.peek() == '"' {
+		k, _, err := s.key()
+		if err != nil {
+			return err
+		}
+		s.ws()
+		if s.peek() != ':' {
+			return s.syntax("invalid char")
+		}
+		s.i++
+		s.ws()
+		if string(k) == "native" && s.peek() == '{' {
+			wrapped = true
+			if err := s.object(nativePlan, unsafe.Pointer(dst), 2); err != nil {
+				return err
+			}
+		} else if err := s.skip(1); err != nil {
+			return err
+		}
+		s.ws()
+		if s.peek() != ',' {
+			break
+		}
+		s.i++
+		s.ws()
+	}
+	if s.peek() != '}' {
+		return s.syntax("invalid char")
+	}
+	s.i++
+	if !wrapped {
+		s.i = start
+		if err := s.object(nativePlan, unsafe.Pointer(dst), 1); err != nil {
+			return err
+		}
+	}
+	s.ws()
+	if s.i < len(s.b) {
+		return s.syntax("invalid char")
 	}
 	return nil
 }

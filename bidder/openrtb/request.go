@@ -5,8 +5,9 @@
 // The model is lean on purpose: it carries the fields a bidder decides on, and keeps every `ext` raw so
 // nothing an exchange sends is lost. Objects whose presence changes the meaning of a request (site vs
 // app vs dooh, the media objects of an imp, pmp) are pointers; objects that only carry information
-// (device, geo, user, regs, publisher) are values, so that a missing object is simply an empty one and
-// costs no allocation on the bid path.
+// (device, geo, user, regs, publisher) are values, so that a missing object is simply an empty one.
+// The objects behind the pointers belong to the request and are reused by its next decode, so that
+// decoding allocates nothing once a pooled request has grown to the traffic.
 package openrtb
 
 import "encoding/json"
@@ -35,6 +36,8 @@ type BidRequest struct {
 	Source Source          `json:"source"`
 	Regs   Regs            `json:"regs"`
 	Ext    json.RawMessage `json:"ext,omitempty"`
+
+	mem *arena // what decoding into this request reuses; copies share it, so decode into one only
 }
 
 // Imp is one impression on offer (§3.2.4).

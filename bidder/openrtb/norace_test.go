@@ -1,0 +1,5 @@
+//go:build !race
+
+package openrtb_test
+
+const raceEnabled = false

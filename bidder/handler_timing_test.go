@@ -92,8 +92,9 @@ func BenchmarkHandler(b *testing.B) {
 	}
 }
 
-// TestHandlerAllocations bounds the allocations of a whole bid, as fasthttp asserts zero for its
-// own paths: the decoder's few allocations for the nested objects a request carries, none elsewhere.
+// TestHandlerAllocations holds a whole bid to no allocation, as fasthttp asserts for its own paths:
+// the decoder reuses the pooled request's nested objects, and nothing else on the path allocates.
+// Garbage per request is what made the collector's mark phases take both cores under load.
 func TestHandlerAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items); the README's test command also runs this test without it")
@@ -109,7 +110,7 @@ func TestHandlerAllocations(t *testing.T) {
 		ctx.Response.Reset()
 		h(ctx)
 	})
-	const limit = 10
+	const limit = 0
 	if n > limit {
 		t.Errorf("a typical banner bid allocates %.0f times, want at most %d", n, limit)
 	}

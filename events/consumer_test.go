@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -289,7 +290,7 @@ func sameEvent(a, b Event) bool {
 		return false
 	}
 	a.TS, b.TS = time.Time{}, time.Time{}
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 // One event of every type, produced the way the producer does, is handled once with its fields.

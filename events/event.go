@@ -8,9 +8,12 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,9 +34,11 @@ const (
 	Imp   Type = "imp"   // the impression pixel fired
 	Click Type = "click" // the click redirect was followed
 	Loss  Type = "loss"  // lurl: we lost, with reason and minimum bid to win where sent
-	// Traffic counts the auctions a campaign was eligible for on one bidder over a short interval
-	// (Count), whether or not pacing admitted it: what the pacer needs to know what full admission
-	// would spend.
+	// Traffic counts the auctions campaigns were eligible for on one bidder over a short interval,
+	// whether or not pacing admitted them: what the pacer needs to know what full admission would
+	// spend. A report carries the counts of every campaign of one partition that saw traffic
+	// (Counts), keyed by one of them so that it lands on their partition; an event with Count and
+	// no Counts is one campaign's count (CampaignID), as earlier builds wrote.
 	Traffic Type = "traffic"
 )
 
@@ -86,7 +91,9 @@ type Event struct {
 	BidMicros      int64     `json:"bid_micros"`                  // what we bid
 	MinToWinMicros int64     `json:"min_to_win_micros,omitempty"` // loss: the exchange's minimum bid to win
 	Reason         int       `json:"reason"`                      // loss: the OpenRTB loss reason code
-	Count          int64     `json:"count,omitempty"`             // traffic: auctions counted
+	Count          int64     `json:"count,omitempty"`             // traffic: auctions counted (the sum of Counts in a report)
+	// Counts is a traffic report's auctions per campaign, sorted by campaign id.
+	Counts Counts `json:"counts,omitempty"`
 	// Segment is the inventory the bid was for, "FORMAT|INVENTORY" (e.g. "banner-300x250|site",
 	// "video|app"): with Exchange, the key of bid-shading and click-through models.
 	Segment string `json:"segment,omitempty"`
@@ -137,6 +144,18 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"count":`...)
 		dst = strconv.AppendInt(dst, e.Count, 10)
 	}
+	if len(e.Counts) > 0 {
+		dst = append(dst, `,"counts":{`...)
+		for i, c := range e.Counts {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, c.CampaignID)
+			dst = append(dst, ':')
+			dst = strconv.AppendInt(dst, c.N, 10)
+		}
+		dst = append(dst, '}')
+	}
 	if e.Segment != "" {
 		dst = append(dst, `,"segment":`...)
 		dst = appendString(dst, e.Segment)
@@ -182,8 +201,67 @@ func Decode(data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("event %q with ts %s out of range", e.ID, e.TS.Format(time.RFC3339))
 	case e.PriceMicros < 0 || e.BidMicros < 0 || e.Count < 0:
 		return Event{}, fmt.Errorf("event %q with a negative amount", e.ID)
+	case len(e.Counts) > 0 && e.Type != Traffic:
+		return Event{}, fmt.Errorf("event %q: counts on a %s event", e.ID, e.Type)
+	}
+	for _, c := range e.Counts {
+		if c.CampaignID == "" || c.N < 0 {
+			return Event{}, fmt.Errorf("event %q: traffic count %q: %d: want a campaign id and a count ≥ 0", e.ID, c.CampaignID, c.N)
+		}
 	}
 	return e, nil
+}
+
+// CampaignCount is one campaign's count in a traffic report.
+type CampaignCount struct {
+	CampaignID string
+	N          int64
+}
+
+// Counts is a traffic report's counts: on the wire a JSON object from campaign id to count
+// ({"c-1":12,"c-2":3}), compact enough for tens of thousands of campaigns in a message and readable
+// with any client; in memory sorted by campaign id, so that a decoded report re-encodes the same.
+type Counts []CampaignCount
+
+// UnmarshalJSON reads the wire object. A campaign named twice is refused: a report is written once
+// per campaign, and two counts would leave which one was meant to chance.
+func (c *Counts) UnmarshalJSON(b []byte) error {
+	var m map[string]int64
+	if err := strict.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("traffic counts: %w", err)
+	}
+	if bytes.Count(b, []byte{':'}) > len(m) {
+		// A key may contain ':' itself, so the cheap test only says "maybe"; count the keys properly.
+		if keys, err := objectKeys(b); err != nil || keys != len(m) {
+			return errors.New("traffic counts: a campaign is named twice")
+		}
+	}
+	out := make(Counts, 0, len(m))
+	for id, n := range m {
+		out = append(out, CampaignCount{id, n})
+	}
+	slices.SortFunc(out, func(a, b CampaignCount) int { return strings.Compare(a.CampaignID, b.CampaignID) })
+	*c = out
+	return nil
+}
+
+// objectKeys counts the keys of the flat JSON object b (values are numbers).
+func objectKeys(b []byte) (int, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for dec.More() {
+		if _, err := dec.Token(); err != nil { // key
+			return 0, err
+		}
+		if _, err := dec.Token(); err != nil { // value
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 const hexDigits = "0123456789abcdef"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -168,7 +169,7 @@ func TestEventDecodeRefusals(t *testing.T) {
 		if (c.want == "version") != errors.Is(err, ErrVersion) {
 			t.Errorf("%s: errors.Is(err, ErrVersion) = %v", c.name, errors.Is(err, ErrVersion))
 		}
-		if e != (Event{}) {
+		if !reflect.DeepEqual(e, Event{}) {
 			t.Errorf("%s: refused event not zero: %+v", c.name, e)
 		}
 	}
@@ -190,10 +191,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"type":"bid","id":"a","ts":"9999-12-31T23:59:59.999-23:59","campaign_id":"c","reason":-1}`))
 	f.Add([]byte(`{"v":1,"v":2}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"v":1,"type":"traffic","id":"t","ts":"2026-11-22T10:00:00Z","campaign_id":"c","count":3,"counts":{"c":1,"d:":2}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)
 		if err != nil {
-			if e != (Event{}) {
+			if !reflect.DeepEqual(e, Event{}) {
 				t.Fatalf("refused %q but returned %+v", data, e)
 			}
 			return
@@ -238,4 +240,47 @@ func validUTF8(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// A traffic report carries the counts of many campaigns in one message: they survive the trip in
+// order, kcat-style readers see a plain object, and what cannot be a report is refused.
+func TestTrafficReportRoundTrip(t *testing.T) {
+	e := Event{V: Version, Type: Traffic, ID: "b1-traffic-3-1", TS: testTS, CampaignID: "c-1", Exchange: "all", Count: 17,
+		Counts: Counts{{"c\"3", 5}, {"c-1", 12}, {"c:2", 0}}}
+	line := e.AppendJSON(nil)
+	if !json.Valid(line) {
+		t.Fatalf("invalid JSON %s", line)
+	}
+	if !bytes.Contains(line, []byte(`"counts":{"c\"3":5,"c-1":12,"c:2":0}`)) {
+		t.Errorf("counts not written as an object: %s", line)
+	}
+	got, err := Decode(line)
+	if err != nil {
+		t.Fatalf("Decode(%s): %v", line, err)
+	}
+	if !sameEvent(got, e) {
+		t.Errorf("got %+v\nwant %+v", got, e)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil || len(m["counts"].(map[string]any)) != 3 {
+		t.Errorf("encoding/json reads counts %v (%v)", m["counts"], err)
+	}
+	// Written in any order, read sorted.
+	unsorted := bytes.Replace(line, []byte(`{"c\"3":5,"c-1":12,"c:2":0}`), []byte(`{"c-1":12,"c:2":0,"c\"3":5}`), 1)
+	if got, err := Decode(unsorted); err != nil || !sameEvent(got, e) {
+		t.Errorf("unsorted counts: %+v, %v", got, err)
+	}
+	for _, c := range []struct{ name, from, to, want string }{
+		{"negative count", `"c-1":12`, `"c-1":-1`, "count"},
+		{"empty campaign", `"c-1":12`, `"":12`, "count"},
+		{"campaign twice", `"c:2":0`, `"c-1":0`, "twice"},
+		{"fractional count", `"c-1":12`, `"c-1":1.5`, "counts"},
+		{"not an object", `{"c\"3":5,"c-1":12,"c:2":0}`, `[1]`, "counts"},
+		{"on a win", `"type":"traffic"`, `"type":"win"`, "counts on a win"},
+	} {
+		in := bytes.Replace(line, []byte(c.from), []byte(c.to), 1)
+		if _, err := Decode(in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Decode(%s) = %v, want an error mentioning %q", c.name, in, err, c.want)
+		}
+	}
 }

@@ -178,7 +178,7 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 				continue
 			}
 		}
-		admitted, multiplier := b.cfg.Pacing.admit(e.ranks[r].pacing, now)
+		admitted, multiplier := b.cfg.Pacing.admit(&b.pacing, e.ranks[r].pacing, now)
 		if !admitted {
 			continue
 		}

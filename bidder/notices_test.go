@@ -3,6 +3,7 @@ package bidder
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ type recorder struct {
 
 func (r *recorder) Publish(e *events.Event) {
 	c := *e
+	c.Counts = slices.Clone(c.Counts)
 	for _, s := range []*string{&c.ID, &c.RequestID, &c.ImpID, &c.CampaignID, &c.CreativeID, &c.DealID, &c.Exchange, &c.Segment, &c.User} {
 		*s = strings.Clone(*s)
 	}

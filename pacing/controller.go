@@ -173,6 +173,17 @@ type campaign struct {
 	live   bool // listed in the last SetBudgets
 	gone   int64
 
+	// Quiet campaigns are stepped less often by UpdateChunks (see quietAfter): touched says Spend,
+	// Traffic or SetBudgets spoke of the campaign since its last step, quiet counts the steps since
+	// it was last touched, phase spreads the quiet ones' steps over quietEvery intervals.
+	touched atomic.Bool
+	quiet   int // UpdateChunks' alone (one caller at a time)
+	phase   int
+	// stepped and dayEndAt mirror lastNow != 0 and dayEnd as of the last step, for reading
+	// without the lock.
+	stepped  atomic.Bool
+	dayEndAt atomic.Int64
+
 	// The current day [dayStart, dayEnd) and the next [dayEnd, nextEnd), unix nanoseconds.
 	dayStart, dayEnd, nextEnd int64
 	day                       time.Time
@@ -229,6 +240,7 @@ func (c *Controller) newCampaign(b Budget, now int64) *campaign {
 	for i := range cp.ring {
 		cp.ring[i].idx = noBucket
 	}
+	cp.phase = int(fnv32(b.CampaignID) % quietEvery)
 	cp.setBudget(b)
 	c.setDay(cp, now)
 	// A campaign added during the first slot of its day has seen the whole day's traffic.
@@ -269,6 +281,7 @@ func (c *Controller) SetBudgets(bs []Budget, now time.Time) {
 			c.byID[b.CampaignID] = cp
 		}
 		cp.mu.Lock()
+		cp.touched.Store(true)
 		if !cp.live {
 			cp.live = true
 			if t >= cp.dayEnd {
@@ -348,6 +361,7 @@ func (c *Controller) Spend(campaignID string, micros int64, at time.Time) {
 	}
 	t := at.UnixNano()
 	cp.mu.Lock()
+	cp.touched.Store(true)
 	cp.spentTotal += micros
 	switch {
 	case t >= cp.dayEnd:
@@ -385,6 +399,7 @@ func (c *Controller) Traffic(campaignID string, n int, at time.Time) {
 	}
 	t := at.UnixNano()
 	cp.mu.Lock()
+	cp.touched.Store(true)
 	if !cp.hasTraffic {
 		// Spend per admitted opportunity replaces spend per interval: the old estimates mean
 		// something else.
@@ -450,6 +465,71 @@ func (c *Controller) AppendUpdate(dst []State, now time.Time) []State {
 		dst = append(dst, st)
 	}
 	return dst
+}
+
+// UpdateChunks is Update for a caller that publishes as it goes, at a cost that follows what
+// happens rather than the number of campaigns: fn gets the states in chunks of at most n (in dst's
+// backing array, valid until it returns) and returns false to end the step there. No lock of the
+// controller is held while fn runs, so a caller may pause between chunks: one step of 100,000
+// campaigns must not hold a CPU for tens of milliseconds.
+//
+// A campaign no event has spoken of (Spend, Traffic, SetBudgets) for quietAfter steps is quiet:
+// it is stepped only every quietEvery-th time (spread over the steps by its id), when its day
+// ends, and at once when an event speaks of it again. Such a campaign has no auctions, so what its
+// throttle says matters to no one until traffic comes back, and then it is stepped again from the
+// next interval on; meanwhile its last state stands (its pacer's heartbeats keep it valid). Its
+// estimates lose nothing: a step folds every interval since the last one.
+func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, fn func([]State) bool) []State {
+	c.mu.RLock()
+	order := c.order
+	c.mu.RUnlock()
+	t := now.UnixNano()
+	n = max(n, 1)
+	dst = slices.Grow(dst[:0], min(n, len(order)))
+	for i := 0; i < len(order); {
+		dst = dst[:0]
+		for ; i < len(order) && len(dst) < n; i++ {
+			cp := order[i]
+			// Without the campaign's lock: a quiet campaign costs a few loads. dayEnd and lastNow
+			// change only in steps, which are this caller's.
+			if cp.touched.Swap(false) {
+				cp.quiet = 0
+			} else {
+				cp.quiet++
+			}
+			if cp.quiet >= quietAfter && cp.quiet%quietEvery != cp.phase && cp.stepped.Load() && t < cp.dayEndAt.Load() {
+				continue
+			}
+			cp.mu.Lock()
+			st := c.step(cp, t, now)
+			cp.stepped.Store(true)
+			cp.dayEndAt.Store(cp.dayEnd)
+			cp.mu.Unlock()
+			dst = append(dst, st)
+		}
+		if len(dst) > 0 && !fn(dst) {
+			break
+		}
+	}
+	return dst
+}
+
+// quietAfter is how many steps without an event make a campaign quiet: enough for its last
+// notices (NoticeDelay) to be folded in by steps of every interval. quietEvery is how often a
+// quiet campaign is still stepped, in intervals.
+const (
+	quietAfter = 5
+	quietEvery = 20
+)
+
+// fnv32 is FNV-1a of s: a cheap, stable spread of campaign ids.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // bucketFor returns the bucket of event time t, opening it if it is newer than the one in its ring

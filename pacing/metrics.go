@@ -30,7 +30,7 @@ var (
 		"Factor on the campaign's bids (>= 1; above 1 only when full admission cannot reach the target).",
 		[]string{"campaign"}, nil)
 	descAge = prometheus.NewDesc("rtb_pacing_state_age_seconds",
-		"Time since the campaign's latest pacing state was computed, at scrape time.",
+		"Time since the campaign's pacing state was last computed, or confirmed current by its pacer's heartbeat, at scrape time.",
 		[]string{"campaign"}, nil)
 	descOverspend = prometheus.NewDesc("rtb_pacing_overspend_micros_total",
 		"Micros spent beyond a campaign's budget for the day (its daily budget, or what remained of its lifetime budget if less), summed over campaigns: spend that arrived while the day was already over budget.",
@@ -45,7 +45,8 @@ var (
 //	rtb_pacing_projected_today_micros{campaign}  gauge: projected spend at the day's end
 //	rtb_pacing_throttle{campaign}                gauge: admission probability, 0..1
 //	rtb_pacing_bid_multiplier{campaign}          gauge: bid multiplier, ≥ 1
-//	rtb_pacing_state_age_seconds{campaign}       gauge: scrape time − the state's updated_at
+//	rtb_pacing_state_age_seconds{campaign}       gauge: scrape time − the later of the state's
+//	                                             updated_at and its partition's heartbeat
 //	rtb_pacing_overspend_micros_total            counter: spend beyond a day's budget (see Apply)
 //
 // The per-campaign series are those of the campaigns in the model at scrape time: a removed
@@ -78,7 +79,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descProjected, float64(s.ProjectedToday), id)
 		gauge(descThrottle, s.Throttle, id)
 		gauge(descMultiplier, s.Multiplier, id)
-		gauge(descAge, max(now.Sub(s.UpdatedAt), time.Duration(0)).Seconds(), id)
+		at, _ := m.confirmed(id, t)
+		gauge(descAge, max(now.Sub(at), time.Duration(0)).Seconds(), id)
 	}
 	ch <- prometheus.MustNewConstMetric(descOverspend, prometheus.CounterValue, float64(m.overspend))
 }

@@ -39,7 +39,7 @@ rtb_pacing_projected_today_micros{campaign="c-2"} 1.305e+08
 # TYPE rtb_pacing_spent_today_micros gauge
 rtb_pacing_spent_today_micros{campaign="c-1"} 5.0000002e+08
 rtb_pacing_spent_today_micros{campaign="c-2"} 6e+07
-# HELP rtb_pacing_state_age_seconds Time since the campaign's latest pacing state was computed, at scrape time.
+# HELP rtb_pacing_state_age_seconds Time since the campaign's pacing state was last computed, or confirmed current by its pacer's heartbeat, at scrape time.
 # TYPE rtb_pacing_state_age_seconds gauge
 rtb_pacing_state_age_seconds{campaign="c-1"} 0
 rtb_pacing_state_age_seconds{campaign="c-2"} 300

@@ -6,67 +6,51 @@ import (
 	"time"
 )
 
-// A state bidders would act on differently goes out at once; an unchanged one only as a refresh:
-// from two of the three intervals of its refresh on, at most a third of the campaigns per step (so
-// that campaigns published together at start do not stay in step for ever), at three regardless.
+// A state bidders would act on differently goes out at once; one whose spend moved, and nothing
+// else, at most every refresh; an unchanged one never (heartbeats keep it valid), however long.
 func TestPublishedDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	day := t0.Truncate(24 * time.Hour)
-	st := func(id string, at time.Duration, throttle float64) State {
-		return State{CampaignID: id, Day: day, UpdatedAt: t0.Add(at), Throttle: throttle, Multiplier: 1, DailyBudget: 1e8}
+	st := func(id string, at time.Duration, throttle float64, spent int64) State {
+		return State{CampaignID: id, Day: day, UpdatedAt: t0.Add(at), Throttle: throttle, Multiplier: 1, DailyBudget: 1e8, SpentToday: spent, SpentTotal: spent}
 	}
-	p := newPublished(3 * time.Second)
-	p.beginStep(1)
+	p := newPublished(10 * time.Second)
 	for _, tc := range []struct {
 		what string
 		st   State
 		want dueness
 	}{
-		{"new campaign", st("a", 0, 0.5), sendNow},
-		{"unchanged a second later", st("a", time.Second, 0.5), notDue},
-		{"throttle within 1%", st("a", time.Second, 0.504), notDue},
-		{"throttle moved 2%", st("a", time.Second, 0.51), sendNow},
-		{"unchanged, refresh not yet near", st("a", 2500*time.Millisecond, 0.51), notDue},
-		{"unchanged, refresh near", st("a", 3500*time.Millisecond, 0.51), sendRefresh},
-		{"paused", st("a", 3600*time.Millisecond, 0), sendNow},
+		{"new campaign", st("a", 0, 0.5, 0), sendNow},
+		{"unchanged a second later", st("a", time.Second, 0.5, 0), notDue},
+		{"throttle within 1%", st("a", time.Second, 0.504, 0), notDue},
+		{"throttle moved 2%", st("a", time.Second, 0.51, 0), sendNow},
+		{"unchanged an hour later", st("a", time.Hour, 0.51, 0), notDue},
+		{"spend moved, first time in the hour", st("a", time.Hour+time.Second, 0.51, 5), sendRefresh},
+		{"spend moved again within the refresh", st("a", time.Hour+5*time.Second, 0.51, 9), notDue},
+		{"spend moved, refresh passed", st("a", time.Hour+11*time.Second, 0.51, 12), sendRefresh},
+		{"paused", st("a", time.Hour+12*time.Second, 0, 12), sendNow},
+		{"a new day", State{CampaignID: "a", Day: day.Add(24 * time.Hour), UpdatedAt: t0.Add(15 * time.Hour), DailyBudget: 1e8}, sendNow},
 	} {
-		if got := p.due(tc.st); got != tc.want {
+		if got := p.due(&tc.st); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.what, got, tc.want)
 		}
 	}
+	p.forget("a")
+	if s := st("a", 16*time.Hour, 0, 0); p.due(&s) != sendNow {
+		t.Error("after forget (a failed write): not sent as new")
+	}
 
-	// 30 campaigns published together, unchanged: none ever goes more than the refresh (3 steps)
-	// without a publication, and their refreshes spread over the steps instead of all coming in one.
-	p = newPublished(3 * time.Second)
-	last := map[string]time.Duration{}
-	p.beginStep(30)
-	for i := range 30 {
-		id := fmt.Sprint("c-", i)
-		p.due(st(id, 0, 1))
-		last[id] = 0
-	}
-	var perStep []int
-	for s := 1; s <= 30; s++ {
-		at := time.Duration(s) * time.Second
-		p.beginStep(30)
-		n := 0
-		for i := range 30 {
-			id := fmt.Sprint("c-", i)
-			if p.due(st(id, at, 1)) == sendRefresh {
-				n++
-				last[id] = at
-			}
-			if age := at - last[id]; age > 3*time.Second {
-				t.Fatalf("step %d: %s last published %s ago, more than the refresh", s, id, age)
+	// 10,000 quiet campaigns: after their first states, nothing is published for a day of steps.
+	p = newPublished(10 * time.Second)
+	sent := 0
+	for s := range 600 {
+		for i := range 10_000 {
+			if st := st(fmt.Sprint("c-", i), time.Duration(s)*time.Second, 0.05, 0); p.due(&st) != notDue {
+				sent++
 			}
 		}
-		perStep = append(perStep, n)
 	}
-	for _, n := range perStep[3:] {
-		if n > 20 {
-			t.Errorf("refreshes per step %v: not spread", perStep)
-			break
-		}
+	if sent != 10_000 {
+		t.Errorf("10,000 quiet campaigns over 600 steps: %d states published, want 10,000 (their first)", sent)
 	}
-	t.Logf("refreshes per step: %v", perStep)
 }

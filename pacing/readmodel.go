@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"rtb/events"
 )
 
 // SeriesPoints is how many points a campaign's series holds at most: one per 1/288 of the day
@@ -35,6 +37,9 @@ type ReadModel struct {
 
 	// overspend is rtb_pacing_overspend_micros_total (see Apply).
 	overspend int64
+
+	// hb is the latest heartbeat of each partition (of hb[i].Partitions, all alike; see Heartbeat).
+	hb []Heartbeat
 
 	now       func() time.Time // the clock of handlers and scrapes; tests replace it
 	collector *collector
@@ -224,6 +229,41 @@ type SeriesPoint struct {
 	TargetMicros int64     `json:"target_micros"`
 }
 
+// Heartbeat records a pacer's heartbeat: the states of the campaigns of its partition stay current
+// until its ValidUntil, however old they are (a pacer re-sends only states that change). A
+// heartbeat of another partition count than the ones held replaces them all.
+func (m *ReadModel) Heartbeat(h Heartbeat) {
+	if h.Partitions <= 0 || h.Partition < 0 || h.Partition >= h.Partitions {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.hb) != h.Partitions {
+		m.hb = make([]Heartbeat, h.Partitions)
+	}
+	if h.ValidUntil.After(m.hb[h.Partition].ValidUntil) {
+		m.hb[h.Partition] = h
+	}
+}
+
+// confirmed is when the campaign's state was last computed or vouched for by its pacer's
+// heartbeat, and until when it holds; m.mu is held.
+func (m *ReadModel) confirmed(id string, t *tracked) (at, until time.Time) {
+	s := &t.state
+	at, until = s.UpdatedAt, validUntil(*s)
+	if len(m.hb) == 0 || s.UpdatedAt.IsZero() {
+		return at, until
+	}
+	h := m.hb[events.PartitionOf(id, len(m.hb))]
+	if h.ValidUntil.After(until) {
+		until = h.ValidUntil
+	}
+	if h.UpdatedAt.After(at) {
+		at = h.UpdatedAt
+	}
+	return at, until
+}
+
 // Snapshot returns the campaigns, sorted by id, as of now (which sets ages and staleness).
 func (m *ReadModel) Snapshot(now time.Time) Snapshot {
 	return m.snapshot(now, nil, true)
@@ -251,16 +291,17 @@ func (m *ReadModel) view(id string, t *tracked, now time.Time, series bool) Camp
 	if name == "" {
 		name = id
 	}
+	at, until := m.confirmed(id, t)
 	v := CampaignPacing{
 		ID:                   id,
 		Name:                 name,
 		Status:               s.Status,
-		Stale:                now.After(validUntil(s).Add(staleGrace)),
+		Stale:                now.After(until.Add(staleGrace)),
 		DayStart:             s.Day,
 		DayEnd:               t.dayEnd,
 		UpdatedAt:            s.UpdatedAt,
-		ValidUntil:           s.ValidUntil,
-		AgeSeconds:           max(now.Sub(s.UpdatedAt).Seconds(), 0),
+		ValidUntil:           until,
+		AgeSeconds:           max(now.Sub(at).Seconds(), 0),
 		DailyBudgetMicros:    s.DailyBudget,
 		DailyBudget:          FormatMicros(s.DailyBudget),
 		SpentTodayMicros:     s.SpentToday,

@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"rtb/events"
 )
 
 // SetReadModelClock replaces the clock that m's handlers and collector read, for tests in this
@@ -169,6 +171,35 @@ func TestReadModelStaleAndAge(t *testing.T) {
 		if c.Stale != tc.stale || c.AgeSeconds != tc.after.Seconds() {
 			t.Errorf("%v after the update: stale %v, age %v; want %v, %v", tc.after, c.Stale, c.AgeSeconds, tc.stale, tc.after.Seconds())
 		}
+	}
+}
+
+// A pacer re-sends only states that change: its heartbeat keeps a quiet campaign's old state
+// current (not stale, age from the heartbeat), and only for the campaigns of its partition.
+func TestReadModelHeartbeat(t *testing.T) {
+	m := NewReadModel()
+	s := rmState("c-1", rmDay, time.Hour)
+	m.Apply(s)
+	other := rmState("c-2", rmDay, time.Hour)
+	m.Apply(other)
+	const parts = 8
+	p := events.PartitionOf("c-1", parts)
+	if events.PartitionOf("c-2", parts) == p {
+		t.Fatal("pick campaign ids of different partitions")
+	}
+	later := s.UpdatedAt.Add(time.Hour)
+	m.Heartbeat(Heartbeat{Partition: p, Partitions: parts, UpdatedAt: later, ValidUntil: later.Add(2 * time.Second)})
+	m.Heartbeat(Heartbeat{Partition: p, Partitions: parts, UpdatedAt: s.UpdatedAt, ValidUntil: s.UpdatedAt.Add(time.Second)}) // older: ignored
+	snap := m.Snapshot(later.Add(time.Second))
+	c1, c2 := snap.Campaigns[0], snap.Campaigns[1]
+	if c1.Stale || c1.AgeSeconds != 1 || !c1.UpdatedAt.Equal(s.UpdatedAt) {
+		t.Errorf("c-1 under a fresh heartbeat: stale %v, age %v s, updated_at %s; want not stale, 1 s, the state's own", c1.Stale, c1.AgeSeconds, c1.UpdatedAt)
+	}
+	if !c2.Stale {
+		t.Error("c-2: another partition's heartbeat kept it current")
+	}
+	if m.Snapshot(later.Add(8 * time.Second)).Campaigns[0].Stale != true {
+		t.Error("c-1: still current after its heartbeat's validity and the grace")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,21 +122,18 @@ func (s *Service) Run(ctx context.Context) error {
 	s.writer = events.NewStateWriter(s.cfg.Brokers, events.TopicPacing)
 	defer s.writer.Close()
 
-	reader := events.NewStateReader(s.cfg.Brokers, events.TopicPacing, func(key string, value []byte) {
-		if value == nil {
-			return
-		}
-		st, err := DecodeState(value)
-		if err != nil {
-			s.log.Warn("unreadable pacing state skipped", "campaign_id", key, "error", err)
-			return
-		}
-		s.mu.Lock()
-		if old, ok := s.snapshot[key]; !ok || st.UpdatedAt.After(old.UpdatedAt) {
-			s.snapshot[key] = st
-		}
-		s.mu.Unlock()
-	})
+	reader := events.NewStateReader(s.cfg.Brokers, events.TopicPacing, Feed{
+		State: func(st State) {
+			s.mu.Lock()
+			if old, ok := s.snapshot[st.CampaignID]; !ok || st.UpdatedAt.After(old.UpdatedAt) {
+				s.snapshot[st.CampaignID] = st
+			}
+			s.mu.Unlock()
+		},
+		Bad: func(key string, err error) {
+			s.log.Warn("unreadable pacing record skipped", "key", key, "error", err)
+		},
+	}.Record)
 	rctx, stopReader := context.WithCancel(ctx)
 	defer stopReader()
 	readerDone := make(chan error, 1)
@@ -164,24 +162,29 @@ func (s *Service) Run(ctx context.Context) error {
 	trickle := time.NewTicker(max(s.ccfg.Interval/refreshSlices, time.Millisecond))
 	defer trickle.Stop()
 	var states, refreshBuf []State
-	var refreshes []State // unchanged states still to re-send in this interval
+	var refreshes []State // states whose spend moved, still to re-send in this interval
 	var kvs []events.KV
 	perSlice := 0
-	sent := newPublished(3 * s.ccfg.Interval)
-	publish := func(sts []State) {
-		kvs = kvs[:0]
-		for _, st := range sts {
-			kvs = append(kvs, events.KV{Key: st.CampaignID, Value: EncodeState(st)})
-		}
+	sent := newPublished(spendRefreshes * s.ccfg.Interval)
+	write := func(kvs []events.KV) error {
 		if len(kvs) == 0 {
-			return
+			return nil
 		}
 		// A slow write delays the next step rather than losing this one: states must not go stale.
 		wctx, cancel := context.WithTimeout(ctx, max(s.ccfg.Interval, time.Second))
 		defer cancel()
-		if err := s.writer.Write(wctx, kvs...); err != nil && ctx.Err() == nil {
+		err := s.writer.Write(wctx, kvs...)
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("pacing states not published; bidders keep the previous ones until they go stale", "error", err)
 		}
+		return err
+	}
+	publish := func(sts []State) error {
+		kvs = kvs[:0]
+		for _, st := range sts {
+			kvs = append(kvs, events.KV{Key: st.CampaignID, Value: EncodeState(st)})
+		}
+		return write(kvs)
 	}
 	var changed []State
 	for {
@@ -200,22 +203,33 @@ func (s *Service) Run(ctx context.Context) error {
 		// Whatever the last interval's slices left goes out first.
 		publish(refreshes)
 		refreshes = refreshBuf[:0]
-		states = s.step(states[:0])
-		sent.beginStep(len(states))
-		for i := 0; i < len(states); i += publishChunk {
+		failed := false
+		var hb []Heartbeat
+		states, hb = s.step(states, func(chunk []State) {
 			changed = changed[:0]
-			for _, st := range states[i:min(i+publishChunk, len(states))] {
+			for i := range chunk {
+				st := &chunk[i]
 				switch sent.due(st) {
 				case sendNow:
-					changed = append(changed, st)
+					changed = append(changed, *st)
 				case sendRefresh:
-					refreshes = append(refreshes, st)
+					refreshes = append(refreshes, *st)
 				}
 			}
-			publish(changed)
-			if i+publishChunk < len(states) {
-				pause()
+			if err := publish(changed); err != nil {
+				// Sent again at the next step; until then no heartbeat may vouch for them.
+				for _, st := range changed {
+					sent.forget(st.CampaignID)
+				}
+				failed = true
 			}
+		})
+		if !failed && len(hb) > 0 {
+			kvs = kvs[:0]
+			for _, h := range hb {
+				kvs = append(kvs, events.KV{Key: HeartbeatKey(h.Partition), Value: EncodeHeartbeat(h)})
+			}
+			write(kvs)
 		}
 		refreshBuf = refreshes
 		// One slice fewer than the trickle ticks in an interval, so they are all out before the
@@ -224,36 +238,80 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// publishChunk is how many states a step looks at between pauses, and pause how long it stops,
-// so that a pacer of 10,000 campaigns does not hold a CPU for tens of milliseconds each interval:
-// a bidder in the same process (rtb serve) or on the same cores waits behind it, which showed in
-// its p99. runtime.Gosched would not do: the scheduler looks for requests ready on their sockets
-// only when it has nothing else to run (or every 10 ms), so a goroutine that yields is run again
-// first; a sleep leaves it nothing else.
+// publishChunk is how many campaigns a step computes and publishes between pauses, and pause how
+// long it stops, so that a pacer of 100,000 campaigns does not hold a CPU for tens of milliseconds
+// each interval: a bidder in the same process (rtb serve) or on the same cores waits behind it,
+// which showed in its p99. runtime.Gosched would not do: the scheduler looks for requests ready on
+// their sockets only when it has nothing else to run (or every 10 ms), so a goroutine that yields
+// is run again first; a sleep leaves it nothing else.
 const publishChunk = 256
 
 func pause() { time.Sleep(50 * time.Microsecond) }
 
-// refreshSlices is how many slices an interval's unchanged re-sends are spread over. Every bidder
-// decodes every state it is sent: 10,000 campaigns' refreshes sent in one batch per interval made a
-// burst of work in the pacer, the broker and every bidder at once, which showed in the bidders'
-// p99; states that changed still go out at once, as the step makes them.
+// refreshSlices is how many slices an interval's spend refreshes are spread over, so that they do
+// not make a burst of work in the pacer, the broker and every bidder at once; states that changed
+// what bidders do still go out at once, as the step makes them.
 const refreshSlices = 10
 
-// step runs one control step if this member owns partitions and has replayed them.
-func (s *Service) step(dst []State) []State {
+// spendRefreshes is how many intervals apart a state whose spend moved (and nothing bidders act on)
+// is re-sent, for the dashboards of bidders (the pacer's own read model has every step).
+const spendRefreshes = 10
+
+// step runs one control step if this member owns partitions and has replayed them, in chunks of
+// publishChunk campaigns, calling each with every chunk's states (valid until it returns), with a
+// pause between chunks. It returns the heartbeats of the partitions whose campaigns it stepped to
+// the end, none if the assignment changed meanwhile (the states are then another member's to
+// vouch for).
+func (s *Service) step(buf []State, each func([]State)) ([]State, []Heartbeat) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.live {
-		return dst
+		s.mu.Unlock()
+		return buf, nil
 	}
-	dst = s.ctrl.AppendUpdate(dst, s.cfg.Now())
+	ctrl := s.ctrl
+	var hb []Heartbeat
+	for p := range s.parts {
+		hb = append(hb, Heartbeat{Partition: p, Partitions: s.total})
+	}
+	s.mu.Unlock()
+	now := s.cfg.Now()
+	complete, first := true, true
+	buf = ctrl.UpdateChunks(buf, now, publishChunk, func(chunk []State) bool {
+		if !first {
+			pause()
+		}
+		first = false
+		s.mu.Lock()
+		if !s.live || s.ctrl != ctrl {
+			s.mu.Unlock()
+			complete = false
+			return false
+		}
+		if rm := s.cfg.ReadModel; rm != nil {
+			for _, st := range chunk {
+				rm.Apply(st)
+			}
+		}
+		s.mu.Unlock()
+		each(chunk)
+		return true
+	})
+	if !complete {
+		return buf, nil
+	}
+	until := now.Add(s.ccfg.StateDelay + s.ccfg.Interval)
+	for i := range hb {
+		hb[i].UpdatedAt, hb[i].ValidUntil = now, until
+	}
+	slices.SortFunc(hb, func(a, b Heartbeat) int { return a.Partition - b.Partition })
 	if rm := s.cfg.ReadModel; rm != nil {
-		for _, st := range dst {
-			rm.Apply(st)
+		// Quiet campaigns are not stepped every interval (Controller.UpdateChunks): the pacer's own
+		// read model, like every bidder's, keeps their last state current by the heartbeat.
+		for _, h := range hb {
+			rm.Heartbeat(h)
 		}
 	}
-	return dst
+	return buf, hb
 }
 
 // replayFrom is where a newly assigned partition is read from: the earliest start of any campaign's
@@ -330,6 +388,15 @@ func (s *Service) Revoked() {
 func (s *Service) Event(e *events.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e.Type == events.Traffic && len(e.Counts) > 0 {
+		// A report of a bidder for the campaigns of one partition.
+		for _, c := range e.Counts {
+			if _, ok := s.owned[c.CampaignID]; ok {
+				s.ctrl.Traffic(c.CampaignID, int(c.N), e.TS)
+			}
+		}
+		return nil
+	}
 	loc, ok := s.owned[e.CampaignID]
 	if !ok {
 		return nil
@@ -399,30 +466,36 @@ func (c *dayCarry) book(day, cpm int64) int64 {
 }
 
 // published remembers what was last published of each campaign, so that a state that says nothing
-// new is not sent every interval. Every bidder decodes every state it is sent, and with 10,000
-// campaigns publishing them all each second cost each bidder a burst of CPU and garbage per second
-// that showed in its p99 (4 ms and more at 500 requests/s on two cores). A state is sent again when
-// what bidders act on moves (throttle or multiplier by more than 1% of itself, status, day), and
-// otherwise every refresh, well inside the bidders' staleness tolerance, so a quiet campaign never
-// goes stale and dashboards' spend figures lag by at most a refresh. Comparing with the last state
-// *sent* (not the last computed) means small steps add up until they are worth sending.
-//
-// Refreshes are spread: from two intervals on (refresh = 3 intervals), at most a third of the
-// campaigns are re-sent unchanged in one step, else campaigns published together at start would be
-// refreshed together for ever, a burst of every state at once every refresh; at three they go
-// regardless, so none is ever older than a refresh.
+// new is not sent again. Every bidder decodes every state it is sent: with 10,000 campaigns,
+// publishing them all each second cost each bidder a burst of CPU and garbage per second that
+// showed in its p99, and re-sending unchanged ones every few seconds, so that they would not go
+// stale, still grew with the number of campaigns when nothing happened. A state is sent when what
+// bidders act on moves (throttle or multiplier by more than 1% of itself, status, day, budgets);
+// its validity is then kept up by the pacer's heartbeats, one per partition and interval whatever
+// the number of campaigns. A state whose spend moved, and nothing else, is re-sent at most every
+// refresh, for the bidders' dashboards. Comparing with the last state *sent* (not the last computed)
+// means small steps add up until they are worth sending.
 type published struct {
 	refresh time.Duration
-	last    map[string]State
-	budget  int // unchanged re-sends left in this step
+	last    map[string]*sentState
+}
+
+// sentState is what due compares of the state last sent.
+type sentState struct {
+	throttle, multiplier   float64
+	status                 string
+	day, updatedAt         time.Time
+	dailyBudget, total     int64
+	spentToday, spentTotal int64
+}
+
+func (p *sentState) set(st *State) {
+	*p = sentState{st.Throttle, st.Multiplier, st.Status, st.Day, st.UpdatedAt, st.DailyBudget, st.TotalBudget, st.SpentToday, st.SpentTotal}
 }
 
 func newPublished(refresh time.Duration) *published {
-	return &published{refresh: refresh, last: map[string]State{}}
+	return &published{refresh: refresh, last: map[string]*sentState{}}
 }
-
-// beginStep starts a step of n states.
-func (p *published) beginStep(n int) { p.budget = n/3 + 1 }
 
 // dueness is whether and how a state is to be published.
 type dueness int
@@ -430,33 +503,36 @@ type dueness int
 const (
 	notDue      dueness = iota
 	sendNow             // new, or bidders would act differently on it
-	sendRefresh         // unchanged, re-sent so that it does not go stale
+	sendRefresh         // bidders would act alike, but its spend moved since it was last sent
 )
 
 // due reports whether st must be published, and if so records it as published.
-func (p *published) due(st State) dueness {
-	old, ok := p.last[st.CampaignID]
-	if ok && sameAction(old, st) {
-		// Re-send only once the refresh is near, and the early ones within the step's budget;
-		// the rest wait a step. One whose refresh is due goes whatever the budget: with the budget
-		// alone, when the steps' times lined up exactly the campaigns first in the step's order
-		// took it every time and the last ones waited without bound.
-		age := st.UpdatedAt.Sub(old.UpdatedAt)
-		if age < p.refresh*2/3 || (age < p.refresh && p.budget <= 0) {
-			return notDue
-		}
-		p.budget--
-		p.last[st.CampaignID] = st
-		return sendRefresh
+func (p *published) due(st *State) dueness {
+	old := p.last[st.CampaignID]
+	if old == nil {
+		old = &sentState{}
+		p.last[st.CampaignID] = old
+		old.set(st)
+		return sendNow
 	}
-	p.last[st.CampaignID] = st
-	return sendNow
+	if !sameAction(old, st) {
+		old.set(st)
+		return sendNow
+	}
+	if (old.spentToday == st.SpentToday && old.spentTotal == st.SpentTotal) || st.UpdatedAt.Sub(old.updatedAt) < p.refresh {
+		return notDue
+	}
+	old.set(st)
+	return sendRefresh
 }
 
+// forget makes the campaign's next state go out as new (its last publication failed).
+func (p *published) forget(id string) { delete(p.last, id) }
+
 // sameAction reports whether bidders acting on b would do what they do acting on a.
-func sameAction(a, b State) bool {
-	return near(a.Throttle, b.Throttle) && near(a.Multiplier, b.Multiplier) && a.Status == b.Status &&
-		a.Day.Equal(b.Day) && a.DailyBudget == b.DailyBudget && a.TotalBudget == b.TotalBudget
+func sameAction(a *sentState, b *State) bool {
+	return near(a.throttle, b.Throttle) && near(a.multiplier, b.Multiplier) && a.status == b.Status &&
+		a.day.Equal(b.Day) && a.dailyBudget == b.DailyBudget && a.total == b.TotalBudget
 }
 
 func near(a, b float64) bool {

@@ -4,6 +4,7 @@ package pacing_test
 // events.Producer, read back from rtb.pacing with a StateReader as bidders read it.
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math"
@@ -318,6 +319,10 @@ func TestServiceCompressedDay(t *testing.T) {
 	}
 
 	brokers := startBroker(t)
+	partitions, err := events.PartitionCount(context.Background(), brokers, events.TopicBids)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The day starts a few seconds from now, once the pacer has joined and published (Epoch is fixed);
 	// the market opens warm before it, at the end of the day before.
 	dayStart := time.Now().Add(warm + 6*time.Second).Truncate(100 * time.Millisecond)
@@ -439,7 +444,7 @@ func TestServiceCompressedDay(t *testing.T) {
 						}
 					default:
 						traffic[m.id] += int64(n) // counted before the draw, whatever it says
-						if ok && !now.After(st.ValidUntil.Add(staleAfter)) {
+						if ok && !now.After(feed.validUntil(m.id).Add(staleAfter)) {
 							theta, mult = st.Throttle, st.Multiplier
 						}
 					}
@@ -460,11 +465,24 @@ func TestServiceCompressedDay(t *testing.T) {
 				}
 				last = now
 				if now.Sub(lastReport) >= interval || done {
+					// As bidders report: one message per partition with the counts of its campaigns.
+					reports := map[int]*events.Event{}
 					for id, n := range traffic {
-						if n > 0 {
-							prod.Publish(&events.Event{V: events.Version, Type: events.Traffic, TS: now, CampaignID: id, Count: n,
-								Exchange: "all", ID: fmt.Sprintf("b%d-traffic-%s-%d", b, id, now.UnixNano())})
+						if n <= 0 {
+							continue
 						}
+						p := events.PartitionOf(id, partitions)
+						e := reports[p]
+						if e == nil {
+							e = &events.Event{V: events.Version, Type: events.Traffic, TS: now, CampaignID: id,
+								Exchange: "all", ID: fmt.Sprintf("b%d-traffic-p%d-%d", b, p, now.UnixNano())}
+							reports[p] = e
+						}
+						e.Counts = append(e.Counts, events.CampaignCount{CampaignID: id, N: n})
+						e.Count += n
+					}
+					for _, e := range reports {
+						prod.Publish(e)
 					}
 					clear(traffic)
 					lastReport = now

@@ -103,6 +103,7 @@ func billEvent(id, campaign string, ts time.Time, price int64) events.Event {
 type stateFeed struct {
 	mu     sync.Mutex
 	latest map[string]pacing.State
+	hb     []pacing.Heartbeat // by partition
 	on     func(pacing.State) // called for every state read, under mu
 }
 
@@ -111,24 +112,29 @@ type stateFeed struct {
 func watchStates(t testing.TB, brokers []string, on func(pacing.State)) *stateFeed {
 	t.Helper()
 	f := &stateFeed{latest: map[string]pacing.State{}, on: on}
-	r := events.NewStateReader(brokers, events.TopicPacing, func(key string, value []byte) {
-		if value == nil {
-			return
-		}
-		st, err := pacing.DecodeState(value)
-		if err != nil {
-			t.Errorf("rtb.pacing: unreadable state of %s: %v", key, err)
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if old, ok := f.latest[key]; !ok || st.UpdatedAt.After(old.UpdatedAt) {
-			f.latest[key] = st
-		}
-		if f.on != nil {
-			f.on(st)
-		}
-	})
+	r := events.NewStateReader(brokers, events.TopicPacing, pacing.Feed{
+		State: func(st pacing.State) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if old, ok := f.latest[st.CampaignID]; !ok || st.UpdatedAt.After(old.UpdatedAt) {
+				f.latest[st.CampaignID] = st
+			}
+			if f.on != nil {
+				f.on(st)
+			}
+		},
+		Heartbeat: func(h pacing.Heartbeat) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.hb) != h.Partitions {
+				f.hb = make([]pacing.Heartbeat, h.Partitions)
+			}
+			if h.ValidUntil.After(f.hb[h.Partition].ValidUntil) {
+				f.hb[h.Partition] = h
+			}
+		},
+		Bad: func(key string, err error) { t.Errorf("rtb.pacing: unreadable record %s: %v", key, err) },
+	}.Record)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -159,6 +165,20 @@ func (f *stateFeed) get(id string) (pacing.State, bool) {
 	defer f.mu.Unlock()
 	st, ok := f.latest[id]
 	return st, ok
+}
+
+// validUntil is until when a bidder acts on id's latest state: its own validity or its partition's
+// heartbeat's, as bidder.SetPacingHeartbeat has it.
+func (f *stateFeed) validUntil(id string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	until := f.latest[id].ValidUntil
+	if len(f.hb) > 0 {
+		if h := f.hb[events.PartitionOf(id, len(f.hb))]; h.ValidUntil.After(until) {
+			until = h.ValidUntil
+		}
+	}
+	return until
 }
 
 // runningService is a Service whose Run goroutine the test controls.

@@ -272,7 +272,10 @@ func runRoles(role string, args []string) error {
 			Budget: f.budget, NetworkAllowance: f.allowance, MaxBodyBytes: f.maxBody, MaxInFlight: f.maxInFlight,
 			NoticeBaseURL: strings.TrimRight(f.noticeURL, "/"), Seat: f.seat, Signer: signer, Features: store,
 			Events: producer, BidSampleRate: f.bidSample, NoticeMaxAge: f.noticeMaxAge,
-			Pacing: bidder.PacingConfig{Enabled: f.pacing, Unknown: 1, StaleAfter: 5 * time.Second},
+			Pacing: bidder.PacingConfig{Enabled: f.pacing, Unknown: 1, StaleAfter: 5 * time.Second,
+				TrafficPartitions: func(ctx context.Context) (int, error) {
+					return events.PartitionCount(ctx, brokers, events.TopicBids)
+				}},
 			Shader: shader, Caps: caps, CapsReady: updater.Ready(), CTR: ctrs,
 			Logger: log, Registerer: reg,
 		}, set)
@@ -292,18 +295,19 @@ func runRoles(role string, args []string) error {
 		onReload = append(onReload, b.SetCampaigns)
 		go b.ReportTraffic(ctx)
 		// Every bidder reads all pacing states (and shows them on its own /dashboard).
-		states := events.NewStateReader(brokers, events.TopicPacing, func(key string, value []byte) {
-			if value == nil {
-				return
-			}
-			st, err := pacing.DecodeState(value)
-			if err != nil {
-				log.Warn("unreadable pacing state skipped", "campaign_id", key, "error", err)
-				return
-			}
-			b.SetPacing(st.CampaignID, st.Throttle, st.Multiplier, st.ValidUntil)
-			rm.Apply(st)
-		})
+		states := events.NewStateReader(brokers, events.TopicPacing, pacing.Feed{
+			State: func(st pacing.State) {
+				b.SetPacing(st.CampaignID, st.Throttle, st.Multiplier, st.ValidUntil)
+				rm.Apply(st)
+			},
+			Heartbeat: func(h pacing.Heartbeat) {
+				b.SetPacingHeartbeat(h.Partition, h.Partitions, h.ValidUntil)
+				rm.Heartbeat(h)
+			},
+			Bad: func(key string, err error) {
+				log.Warn("unreadable pacing record skipped", "key", key, "error", err)
+			},
+		}.Record)
 		go func() {
 			if err := states.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("pacing state feed stopped; campaigns stop bidding as their states go stale", "error", err)

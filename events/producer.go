@@ -17,21 +17,27 @@ import (
 // ProducerConfig configures a Producer.
 type ProducerConfig struct {
 	Brokers      []string
-	SpillDir     string                // required: directory of the spill file for money events (created if missing)
-	QueueSize    int                   // events buffered in memory before the queue counts as full; default 65536 (money and the rest have one queue each)
-	BatchTimeout time.Duration         // longest an event waits to be batched; default 5ms (kafka-go's default 1s is far too slow for pacing)
-	BatchSize    int                   // default 1000
-	WriteTimeout time.Duration         // longest one write to Kafka (metadata, then produce: half each) may take before its events count as undelivered; default 5s
-	Registerer   prometheus.Registerer // may be nil
-	Logger       *slog.Logger          // may be nil
+	SpillDir     string        // required: directory of the spill file for money events (created if missing)
+	QueueSize    int           // events buffered in memory before the queue counts as full; default 65536 (money and the rest have one queue each)
+	BatchTimeout time.Duration // longest a money event waits to be batched; default 5ms (kafka-go's default 1s is far too slow for pacing)
+	// OtherBatchTimeout is BatchTimeout for the other events (bid log, traffic, losses, clicks),
+	// which nothing waits for within milliseconds; default 50ms. Every write costs kafka-go an
+	// allocation of BatchSize messages per partition it touches, so writing the bid log of a few
+	// hundred bids a second every 5 ms made tens of MB of garbage a second.
+	OtherBatchTimeout time.Duration
+	BatchSize         int                   // most events in one write; default 256
+	WriteTimeout      time.Duration         // longest one write to Kafka (metadata, then produce: half each) may take before its events count as undelivered; default 5s
+	Registerer        prometheus.Registerer // may be nil
+	Logger            *slog.Logger          // may be nil
 }
 
 // Defaults of ProducerConfig.
 const (
-	DefaultQueueSize    = 65536
-	DefaultBatchTimeout = 5 * time.Millisecond
-	DefaultBatchSize    = 1000
-	DefaultWriteTimeout = 5 * time.Second
+	DefaultQueueSize         = 65536
+	DefaultBatchTimeout      = 5 * time.Millisecond
+	DefaultOtherBatchTimeout = 50 * time.Millisecond
+	DefaultBatchSize         = 256
+	DefaultWriteTimeout      = 5 * time.Second
 )
 
 const (
@@ -260,6 +266,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = DefaultBatchTimeout
+	}
+	if cfg.OtherBatchTimeout <= 0 {
+		cfg.OtherBatchTimeout = DefaultOtherBatchTimeout
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
@@ -585,7 +594,11 @@ func (p *Producer) gather(dst []*prodRecord, ch chan *prodRecord, money bool, ti
 			return dst, state, false
 		}
 		if len(dst) > 0 && lingerC == nil {
-			timer.Reset(p.cfg.BatchTimeout)
+			if money {
+				timer.Reset(p.cfg.BatchTimeout)
+			} else {
+				timer.Reset(p.cfg.OtherBatchTimeout)
+			}
 			lingerC = timer.C
 		}
 		select {

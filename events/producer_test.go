@@ -668,7 +668,7 @@ func TestProducerReplaySkipsEventsAlreadyOnKafka(t *testing.T) {
 func TestProducerCloseFlushes(t *testing.T) {
 	b := startTestBroker(t, "")
 	// Batches would wait an hour: only Close can flush them.
-	p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), BatchTimeout: time.Hour, BatchSize: 100000})
+	p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), BatchTimeout: time.Hour, OtherBatchTimeout: time.Hour, BatchSize: 100000})
 	types := []Type{Bid, Win, Bill, Imp, Click, Loss}
 	for i := range 300 {
 		e := ptEvent(types[i%6], i, fmt.Sprintf("c%d", i%4))
@@ -696,7 +696,7 @@ func TestProducerCloseFlushes(t *testing.T) {
 func TestProducerCloseCancelledSpillsQueuedMoney(t *testing.T) {
 	b := startTestBroker(t, "")
 	spillDir := t.TempDir()
-	p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), SpillDir: spillDir, BatchTimeout: time.Hour, BatchSize: 100000})
+	p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), SpillDir: spillDir, BatchTimeout: time.Hour, OtherBatchTimeout: time.Hour, BatchSize: 100000})
 	var moneySeqs []int
 	for i := range 400 {
 		typ := Bid
@@ -785,7 +785,7 @@ func TestProducerPublishDoesNotAllocate(t *testing.T) {
 	const runs = 5000
 	// Batches linger for an hour, so nothing is written (nor allocated) in the background while
 	// measuring.
-	p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), BatchTimeout: time.Hour, BatchSize: 4 * runs})
+	p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), BatchTimeout: time.Hour, OtherBatchTimeout: time.Hour, BatchSize: 4 * runs})
 	for range 2*runs + 10 {
 		p.pool.Put(p.pool.New())
 	}

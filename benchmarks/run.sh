@@ -58,6 +58,12 @@ PIDS=()
 SERVER_PID=
 T0=$SECONDS
 LOAD0=$(cut -d" " -f1-3 /proc/loadavg)
+# stealticks: CPU time (clock ticks, all CPUs) the hypervisor gave to other guests while this
+# machine wanted it ("steal", the 8th value of /proc/stat's cpu line), and alltimes: all of it. On a
+# shared virtual machine stolen time shows as stalls in every process, the generator's included.
+stealticks() { awk '/^cpu / { print $9; exit }' /proc/stat; }
+allticks() { awk '/^cpu / { s = 0; for (i = 2; i <= 9; i++) s += $i; print s; exit }' /proc/stat; }
+STEAL0=$(stealticks) ALL0=$(allticks)
 
 cleanup() {
 	local p
@@ -204,12 +210,13 @@ loadgen() {
 # step RATE OUT: one measured run; sets S_OK (1/0), S_P99, S_GOT, S_ERRS, S_CPU (generator cores),
 # S_SCPU (server cores), S_LAG, S_DEG, S_BIDS.
 step() {
-	local before after n t0 t1 c0 c1
+	local before after n t0 t1 c0 c1 st0 st1 al0 al1
 	before=$(degraded)
 	rm -f "$2"
-	c0=$(cputicks) t0=$(date +%s.%N)
+	c0=$(cputicks) t0=$(date +%s.%N) st0=$(stealticks) al0=$(allticks)
 	loadgen "$1" "$STEP_DURATION" "$2"
-	c1=$(cputicks) t1=$(date +%s.%N)
+	c1=$(cputicks) t1=$(date +%s.%N) st1=$(stealticks) al1=$(allticks)
+	S_STEAL=$(awk -v a="$st0" -v b="$st1" -v x="$al0" -v y="$al1" 'BEGIN{ printf "%.0f%%", (y > x) ? 100 * (b - a) / (y - x) : 0 }')
 	after=$(degraded)
 	S_DEG=$((after - before))
 	# The server's cores over the whole run, including the loadgen's start (building its request pool
@@ -229,7 +236,7 @@ step() {
 	# Sustained = p99 under the SLO, the rate achieved (within 2%), no errors, 4xx/5xx or late sends,
 	# and (rtb) at most DEGRADED_MAX_PCT of answers shed or timed out (a fast 204 is not a decision).
 	if (( S_P99 < SLO_US && S_GOT * 100 >= $1 * 98 && S_ERRS == 0 && S_DEG * 100 <= n * DEGRADED_MAX_PCT )); then S_OK=1; fi
-	log "$NAME @ $1/s: $([[ $S_OK == 1 ]] && echo sustained || echo FAILED): achieved $S_GOT/s, p99 ${S_P99}µs, errors+late $S_ERRS, shed+timeout $S_DEG, bids ${S_BIDS}, server ${S_SCPU} cores, generator ${S_CPU} cores (send lag p99 ${S_LAG}µs)"
+	log "$NAME @ $1/s: $([[ $S_OK == 1 ]] && echo sustained || echo FAILED): achieved $S_GOT/s, p99 ${S_P99}µs, errors+late $S_ERRS, shed+timeout $S_DEG, bids ${S_BIDS}, server ${S_SCPU} cores, generator ${S_CPU} cores (send lag p99 ${S_LAG}µs), CPU stolen by the hypervisor ${S_STEAL}"
 }
 
 # try RATE OUT: step, and when it fails and RETRY=1, once more (sustained if the retry passes).
@@ -583,6 +590,7 @@ TOTAL=$((SECONDS - T0))
 	echo "- built from: $BUILT_FROM"
 	echo "- nproc: $(nproc); CPU: $CPU"
 	echo "- load average (1, 5, 15 min) before the run: $LOAD0; after: $(cut -d" " -f1-3 /proc/loadavg) (the run itself adds about 2)"
+	echo "- CPU time stolen by the hypervisor over the whole run (steal in /proc/stat, of all CPU time): $(awk -v a="$STEAL0" -v b="$(stealticks)" -v x="$ALL0" -v y="$(allticks)" 'BEGIN{ printf "%.1f%%", (y > x) ? 100 * (b - a) / (y - x) : 0 }') (each run's share is in the progress log; on a quiet, dedicated machine it is 0)"
 	echo "- $(go version)"
 	if command -v wrk >/dev/null; then
 		echo "- wrk: $( (wrk --version 2>&1 || true) | head -1 | awk '{print $1, $2}')"

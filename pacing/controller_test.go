@@ -1,6 +1,7 @@
 package pacing_test
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -307,5 +308,61 @@ func TestBudgetsFromCampaigns(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("Budgets = %+v, want %+v", got, want)
+	}
+}
+
+// TestUpdateChunksQuietCampaigns: a step costs what happens, not the number of campaigns: once
+// quiet (no event for a few steps), 10,000 campaigns are stepped every 20th interval only, spread
+// evenly, while one with traffic is stepped every interval, and a day's end steps everyone.
+func TestUpdateChunksQuietCampaigns(t *testing.T) {
+	const n = 10_000
+	bs := make([]pacing.Budget, n)
+	for i := range bs {
+		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%05d", i), Daily: 100_000_000, Active: true}
+	}
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	c := pacing.NewController(pacing.Config{})
+	c.SetBudgets(bs, now)
+	var dst []pacing.State
+	step := func() (states int, busySeen bool) {
+		dst = c.UpdateChunks(dst, now, 256, func(chunk []pacing.State) bool {
+			if len(chunk) > 256 {
+				t.Fatalf("a chunk of %d states", len(chunk))
+			}
+			for _, st := range chunk {
+				busySeen = busySeen || st.CampaignID == "c-00042"
+			}
+			states += len(chunk)
+			return true
+		})
+		now = now.Add(time.Second)
+		return states, busySeen
+	}
+	for range 5 { // every campaign is new: stepped until quiet
+		if got, _ := step(); got != n {
+			t.Fatalf("a step of new campaigns gave %d states, want %d", got, n)
+		}
+	}
+	total, most := 0, 0
+	for s := range 100 {
+		c.Traffic("c-00042", 10, now.Add(-time.Second))
+		got, busy := step()
+		if !busy {
+			t.Fatalf("step %d: the campaign with traffic was not stepped", s)
+		}
+		total += got
+		most = max(most, got)
+	}
+	// About n/20 quiet campaigns a step, plus the busy one; no step does much more than its share.
+	if want := 100 * (n/20 + 1); total < want*8/10 || total > want*12/10 {
+		t.Errorf("100 quiet steps gave %d states, want about %d", total, want)
+	}
+	if most > 2*(n/20) {
+		t.Errorf("a quiet step gave %d states: not spread (want about %d)", most, n/20)
+	}
+	// Midnight: every campaign's day ends, and each is stepped at once to start the next.
+	now = time.Date(2026, 11, 24, 0, 0, 0, 1, time.UTC)
+	if got, _ := step(); got != n {
+		t.Errorf("the step at the day's end gave %d states, want all %d", got, n)
 	}
 }

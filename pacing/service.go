@@ -50,6 +50,7 @@ type Service struct {
 	parts    map[int]bool
 	total    int  // partitions of the event topics
 	live     bool // assigned and caught up: states may be published
+	gen      int  // assignments so far: what was published before the latest one is no guide
 	snapshot map[string]State
 	carry    map[string]*dayCarry // CPM micros not yet booked (spend is booked in whole micros)
 
@@ -165,7 +166,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var refreshes []State // states whose spend moved, still to re-send in this interval
 	var kvs []events.KV
 	perSlice := 0
-	sent := newPublished(spendRefreshes * s.ccfg.Interval)
+	sent, sentGen := newPublished(spendRefreshes*s.ccfg.Interval), 0
 	write := func(kvs []events.KV) error {
 		if len(kvs) == 0 {
 			return nil
@@ -205,7 +206,12 @@ func (s *Service) Run(ctx context.Context) error {
 		refreshes = refreshBuf[:0]
 		failed := false
 		var hb []Heartbeat
-		states, hb = s.step(states, func(chunk []State) {
+		states, hb = s.step(states, func(gen int, chunk []State) {
+			if gen != sentGen {
+				// Another member may have published other states for these campaigns meanwhile:
+				// every state goes out again before a heartbeat of ours vouches for it.
+				sent, sentGen = newPublished(spendRefreshes*s.ccfg.Interval), gen
+			}
 			changed = changed[:0]
 			for i := range chunk {
 				st := &chunk[i]
@@ -258,17 +264,17 @@ const refreshSlices = 10
 const spendRefreshes = 10
 
 // step runs one control step if this member owns partitions and has replayed them, in chunks of
-// publishChunk campaigns, calling each with every chunk's states (valid until it returns), with a
-// pause between chunks. It returns the heartbeats of the partitions whose campaigns it stepped to
+// publishChunk campaigns, calling each with the assignment's number and every chunk's states
+// (valid until it returns), with a pause between chunks. It returns the heartbeats of the partitions whose campaigns it stepped to
 // the end, none if the assignment changed meanwhile (the states are then another member's to
 // vouch for).
-func (s *Service) step(buf []State, each func([]State)) ([]State, []Heartbeat) {
+func (s *Service) step(buf []State, each func(gen int, chunk []State)) ([]State, []Heartbeat) {
 	s.mu.Lock()
 	if !s.live {
 		s.mu.Unlock()
 		return buf, nil
 	}
-	ctrl := s.ctrl
+	ctrl, gen := s.ctrl, s.gen
 	var hb []Heartbeat
 	for p := range s.parts {
 		hb = append(hb, Heartbeat{Partition: p, Partitions: s.total})
@@ -293,7 +299,7 @@ func (s *Service) step(buf []State, each func([]State)) ([]State, []Heartbeat) {
 			}
 		}
 		s.mu.Unlock()
-		each(chunk)
+		each(gen, chunk)
 		return true
 	})
 	if !complete {
@@ -335,6 +341,7 @@ func (s *Service) Assigned(gen []events.Assignment) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.parts, s.total, s.live = map[int]bool{}, 0, false
+	s.gen++
 	for _, a := range gen {
 		if a.Topic != events.TopicWins {
 			continue

@@ -2,7 +2,9 @@ package pacing
 
 import (
 	"bytes"
+	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +109,67 @@ func TestMetricsPassPromtool(t *testing.T) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, buf.String())
 	}
+}
+
+// TestWriteTextMatchesCollector: /metrics writes the pacing series itself (WriteText) for speed;
+// what it writes must be what the Collector says, series by series, awkward label values and an
+// empty model included, and pass promtool.
+func TestWriteTextMatchesCollector(t *testing.T) {
+	m, at := apiModel(t)
+	m.Apply(State{CampaignID: `odd "id" \ with
+newline`, Day: m.Snapshot(at).Campaigns[0].DayStart, UpdatedAt: at, ValidUntil: at.Add(time.Second),
+		Throttle: 0.123456789, Multiplier: 1.05, DailyBudget: 7, SpentToday: 8, Status: StatusPacing})
+	m.Heartbeat(Heartbeat{Partition: 0, Partitions: 1, UpdatedAt: at.Add(time.Minute), ValidUntil: at.Add(time.Hour)})
+	for _, tc := range []struct {
+		name  string
+		model *ReadModel
+	}{{"campaigns", m}, {"empty", NewReadModel()}} {
+		var buf bytes.Buffer
+		if err := tc.model.WriteText(&buf); err != nil {
+			t.Fatal(err)
+		}
+		text := buf.String()
+		if err := testutil.CollectAndCompare(tc.model.Collector(), strings.NewReader(text)); err != nil {
+			t.Errorf("%s: WriteText differs from the Collector: %v\n%s", tc.name, err, text)
+		}
+		if promtool, err := exec.LookPath("promtool"); err == nil {
+			cmd := exec.Command(promtool, "check", "metrics")
+			cmd.Stdin = strings.NewReader(text)
+			if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+				t.Errorf("%s: promtool check metrics: %v\n%s", tc.name, err, out)
+			}
+		}
+	}
+}
+
+// BenchmarkMetrics100k: one scrape's worth of pacing series for 100,000 campaigns, through
+// client_golang (Gather and encode) and written directly (WriteText).
+func BenchmarkMetrics100k(b *testing.B) {
+	m := NewReadModel()
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i := range 100_000 {
+		m.Apply(State{CampaignID: "c-" + strconv.Itoa(i), Day: rmDay, UpdatedAt: at, ValidUntil: at.Add(2 * time.Second),
+			Throttle: 0.5, Multiplier: 1, DailyBudget: 1e8, SpentToday: int64(i), TargetToday: 5e7, Status: StatusPacing})
+	}
+	b.Run("gather", func(b *testing.B) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(m.Collector())
+		b.ReportAllocs()
+		for b.Loop() {
+			mfs, err := reg.Gather()
+			if err != nil {
+				b.Fatal(err)
+			}
+			enc := expfmt.NewEncoder(io.Discard, expfmt.NewFormat(expfmt.TypeTextPlain))
+			for _, mf := range mfs {
+				enc.Encode(mf)
+			}
+		}
+	})
+	b.Run("write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m.WriteText(io.Discard)
+		}
+	})
 }

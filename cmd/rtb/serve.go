@@ -1,12 +1,14 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 
 	"rtb/auction"
@@ -179,7 +181,7 @@ func runRoles(role string, args []string) error {
 	// states on rtb.pacing in a bidder.
 	rm := pacing.NewReadModel()
 	rm.SetDayLength(f.dayLength)
-	reg.MustRegister(rm.Collector())
+	// Not registered: /metrics writes the per-campaign pacing series itself (metricsHandler).
 	// A campaign the controller has not measured yet is admitted fully: its first intervals cost a
 	// sliver of a day's budget, while a low initial throttle would turn away an exchange's first
 	// requests (and a new user's first curl).
@@ -428,7 +430,7 @@ func runRoles(role string, args []string) error {
 
 func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel, ctrAPI http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", metricsHandler(reg, rm))
 	if b != nil {
 		mux.Handle("GET /api/campaigns", b.CampaignsAPI())
 	}
@@ -446,6 +448,36 @@ func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel, 
 		fmt.Fprint(w, "rtb admin: /dashboard /api/pacing /api/campaigns /api/ctr /metrics /debug/pprof/\n")
 	})
 	return mux
+}
+
+// metricsHandler serves the registry's metrics and then the read model's per-campaign pacing
+// series, written directly (pacing.ReadModel.WriteText): through client_golang those cost a
+// 100,000-campaign bidder 9 s of CPU a scrape. Always the text format (what every Prometheus
+// reads), gzipped when the scraper accepts it, as promhttp does.
+func metricsHandler(reg prometheus.Gatherer, rm *pacing.ReadModel) http.Handler {
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(format))
+		var out io.Writer = w
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+			defer gz.Close()
+			out = gz
+		}
+		enc := expfmt.NewEncoder(out, format)
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				return // the scraper went away
+			}
+		}
+		rm.WriteText(out)
+	})
 }
 
 // noticeKey returns the notice signing key: the flag's value, else the key kept in the data dir,

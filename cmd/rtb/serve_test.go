@@ -176,7 +176,9 @@ func TestServe(t *testing.T) {
 	}
 
 	status, metrics := get("http://" + admin + "/metrics")
-	if status != 200 || !strings.Contains(metrics, `rtb_bid_requests_total{outcome="bid"} 2`) || !strings.Contains(metrics, `rtb_campaign_reloads_total{result="error"}`) {
+	// The pacing series are written by the admin port itself, after the registry's.
+	if status != 200 || !strings.Contains(metrics, `rtb_bid_requests_total{outcome="bid"} 2`) || !strings.Contains(metrics, `rtb_campaign_reloads_total{result="error"}`) ||
+		!strings.Contains(metrics, `rtb_pacing_throttle{campaign="only-c"}`) || !strings.Contains(metrics, "\nrtb_pacing_overspend_micros_total ") {
 		t.Errorf("metrics: %d\n%s", status, metrics)
 	}
 	if promtool, err := exec.LookPath("promtool"); err != nil {

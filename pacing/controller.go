@@ -469,7 +469,8 @@ func (c *Controller) AppendUpdate(dst []State, now time.Time) []State {
 
 // UpdateChunks is Update for a caller that publishes as it goes, at a cost that follows what
 // happens rather than the number of campaigns: fn gets the states in chunks of at most n (in dst's
-// backing array, valid until it returns) and returns false to end the step there. No lock of the
+// backing array, valid until it returns; a chunk may be empty when every campaign it looked at was
+// quiet) and returns false to end the step there. No lock of the
 // controller is held while fn runs, so a caller may pause between chunks: one step of 100,000
 // campaigns must not hold a CPU for tens of milliseconds.
 //
@@ -488,7 +489,9 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, fn func([]S
 	dst = slices.Grow(dst[:0], min(n, len(order)))
 	for i := 0; i < len(order); {
 		dst = dst[:0]
-		for ; i < len(order) && len(dst) < n; i++ {
+		// A chunk ends after n states or 8n campaigns looked at, whichever comes first: skipping
+		// 100,000 quiet campaigns in one go held a CPU for 20 ms.
+		for end := min(i+8*n, len(order)); i < end && len(dst) < n; i++ {
 			cp := order[i]
 			// Without the campaign's lock: a quiet campaign costs a few loads. dayEnd and lastNow
 			// change only in steps, which are this caller's.
@@ -507,7 +510,7 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, fn func([]S
 			cp.mu.Unlock()
 			dst = append(dst, st)
 		}
-		if len(dst) > 0 && !fn(dst) {
+		if (len(dst) > 0 || i < len(order)) && !fn(dst) {
 			break
 		}
 	}

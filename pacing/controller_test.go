@@ -324,8 +324,11 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 	c := pacing.NewController(pacing.Config{})
 	c.SetBudgets(bs, now)
 	var dst []pacing.State
+	calls := 0
 	step := func() (states int, busySeen bool) {
+		calls = 0
 		dst = c.UpdateChunks(dst, now, 256, func(chunk []pacing.State) bool {
+			calls++
 			if len(chunk) > 256 {
 				t.Fatalf("a chunk of %d states", len(chunk))
 			}
@@ -352,6 +355,11 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		}
 		total += got
 		most = max(most, got)
+		// Skipping quiet campaigns is chunked too (at most 8×256 looked at between calls), so
+		// that the caller can pause: one pass over every campaign held a CPU for 20 ms at 100,000.
+		if calls < n/(8*256) {
+			t.Fatalf("step %d: fn called %d times for %d campaigns", s, calls, n)
+		}
 	}
 	// About n/20 quiet campaigns a step, plus the busy one; no step does much more than its share.
 	if want := 100 * (n/20 + 1); total < want*8/10 || total > want*12/10 {

@@ -287,6 +287,14 @@ func TestServiceCompressedDay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a compressed day takes minutes of real time")
 	}
+	if raceEnabled {
+		// Measured on a 2-core VM losing 10% of its CPU to steal: under -race the pacer's consumer
+		// fell behind the day's start (billing events 1.5 s late, then 10 s within 14 s), so it
+		// throttled too late and the test measured the detector's cost; without it the same day
+		// passed (hours within ±13.5%). The README's test command runs it without -race; the
+		// Service's concurrency is under -race in the other tests of this package.
+		t.Skip("a real-time pacing day: run without -race (go test -run 'Alloc|CompressedDay' ./..., as the README's test command does)")
+	}
 	const (
 		day        = 225 * time.Second // an "hour" is 9.375 s
 		warm       = 5 * time.Second   // the market runs from this long before the day: a day follows a day

@@ -50,8 +50,9 @@ func TestLongestRunsNameTheHog(t *testing.T) {
 	}
 	found := false
 	for _, l := range lines[1:4] {
-		// named by where the run stopped: in the spin when preempted, at the send after it
-		found = found || strings.Contains(l, "spinWithoutABreak") || strings.Contains(l, "TestLongestRunsNameTheHog.func1")
+		// named by where the run stopped: in the spin when preempted, at the send after it, at the
+		// goroutine's exit when its last run ends with it
+		found = found || strings.Contains(l, "spinWithoutABreak") || strings.Contains(l, "TestLongestRunsNameTheHog.func1") || strings.Contains(l, "runtime.goexit")
 	}
 	if !found {
 		t.Errorf("the spinning goroutine is not among the 3 longest runs:\n%s", out.String())
@@ -94,8 +95,13 @@ func TestSummary(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
 		t.Fatal(err)
 	}
-	// The scheduler preempts a goroutine after 10 ms or more, so the spin shows as a few runs.
-	if s.LongestNonGCUs < 5_000 || !strings.Contains(s.NonGCWhere, "spinWithoutABreak") && !strings.Contains(s.NonGCWhere, "TestSummary.func1") {
+	// The scheduler preempts a goroutine after 10 ms or more, so the spin shows as a few runs. A run
+	// is named by where it stopped: in the spin when preempted, at the send after it, or at the
+	// goroutine's exit when its last run ends with it (seen once in CI on a loaded machine).
+	named := func(where string) bool {
+		return strings.Contains(where, "spinWithoutABreak") || strings.Contains(where, "TestSummary.func1") || strings.Contains(where, "runtime.goexit")
+	}
+	if s.LongestNonGCUs < 5_000 || !named(s.NonGCWhere) {
 		t.Errorf("longest run outside the GC = %d µs at %q, want the 30 ms spin", s.LongestNonGCUs, s.NonGCWhere)
 	}
 	if s.NonGCRunUs < s.LongestNonGCUs || s.NonGCRunUs-s.LongestNonGCUs != s.NonGCAssistUs {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"rtb/events"
 )
 
 // Statuses of a campaign's pacing State.
@@ -240,7 +242,7 @@ func (c *Controller) newCampaign(b Budget, now int64) *campaign {
 	for i := range cp.ring {
 		cp.ring[i].idx = noBucket
 	}
-	cp.phase = int(fnv32(b.CampaignID) % quietEvery)
+	cp.phase = events.PartitionOf(b.CampaignID, quietEvery) // FNV-1a: a cheap, stable spread
 	cp.setBudget(b)
 	c.setDay(cp, now)
 	// A campaign added during the first slot of its day has seen the whole day's traffic.
@@ -524,16 +526,6 @@ const (
 	quietAfter = 5
 	quietEvery = 20
 )
-
-// fnv32 is FNV-1a of s: a cheap, stable spread of campaign ids.
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
 
 // bucketFor returns the bucket of event time t, opening it if it is newer than the one in its ring
 // slot, or nil if t is too old (already overwritten) or too far ahead for the ring.

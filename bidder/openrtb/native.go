@@ -114,12 +114,9 @@ func (s *scanner) nativeDocument(dst *NativeRequest) error {
 		if err != nil {
 			return err
 		}
-		s.ws()
-		if s.peek() != ':' {
-			return s.syntax("invalid char")
+		if err := s.colon(); err != nil {
+			return err
 		}
-		s.i++
-		s.ws()
 		if string(k) == "native" && s.peek() == '{' {
 			wrapped = true
 			if err := s.object(nativePlan, unsafe.Pointer(dst), 2); err != nil {

@@ -120,12 +120,9 @@ func (s *scanner) object(p *plan, ptr unsafe.Pointer, depth int) error {
 		if err != nil {
 			return err
 		}
-		s.ws()
-		if s.peek() != ':' {
-			return s.syntax("invalid char")
+		if err := s.colon(); err != nil {
+			return err
 		}
-		s.i++
-		s.ws()
 		if f := p.lookup(key, w); f != nil {
 			err = s.field(f, unsafe.Add(ptr, f.off), depth)
 		} else {
@@ -414,12 +411,9 @@ func (s *scanner) skip(depth int) error {
 			if _, _, err := s.scanString(); err != nil {
 				return err
 			}
-			s.ws()
-			if s.peek() != ':' {
-				return s.syntax("invalid char")
+			if err := s.colon(); err != nil {
+				return err
 			}
-			s.i++
-			s.ws()
 			if err := s.skip(depth + 1); err != nil {
 				return err
 			}
@@ -702,6 +696,17 @@ func (s *scanner) str() (string, error) {
 	return unsafe.String(&s.a.buf[mark], len(s.a.buf)-mark), nil
 }
 
+// colon reads the ':' between an object key and its value, with the white space around it.
+func (s *scanner) colon() error {
+	s.ws()
+	if s.peek() != ':' {
+		return s.syntax("invalid char")
+	}
+	s.i++
+	s.ws()
+	return nil
+}
+
 // key reads an object key and its first eight bytes as a word (see plan.lookup). Keys are compared,
 // not kept, so an escaped one is unescaped into the arena's spare capacity without advancing it.
 func (s *scanner) key() ([]byte, uint64, error) {
@@ -796,12 +801,9 @@ func rawInt(raw []byte, key string) (int64, bool) {
 		if err != nil {
 			return 0, false
 		}
-		s.ws()
-		if s.peek() != ':' {
+		if s.colon() != nil {
 			return 0, false
 		}
-		s.i++
-		s.ws()
 		if string(k) == key {
 			v, err := s.integer()
 			return v, err == nil

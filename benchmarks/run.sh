@@ -11,7 +11,8 @@
 # the baseline for N in BASELINE_CAMPAIGNS, each loading the same file of N synthetic campaigns
 # (benchmarks/campaigns). For every rtb row also: the time to ready, its idle cost (CPU, allocation
 # rate, RSS with no traffic; IDLE_CAMPAIGNS adds rows started only for it) and, from an execution
-# trace taken at half the knee, its longest goroutine run outside the GC (benchmarks/stalls).
+# trace taken at half the knee, its longest goroutine run outside the GC (benchmarks/stalls); the
+# floor gets the same trace, the control for what the machine itself does to any server's goroutines.
 # Writes OUT (benchmarks/RESULTS.md). See benchmarks/README.md for every variable.
 #
 # Usage: bash benchmarks/run.sh                       (about 25 minutes with the defaults, at most ~40)
@@ -94,7 +95,7 @@ else
 	SRV_PIN=()
 	CLI_PIN=()
 fi
-for port in 18080 18081 18090 18091 19092; do
+for port in 18080 18081 18090 18091 18092 19092; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port 127.0.0.1:$port is in use"; fi
 done
 
@@ -152,12 +153,13 @@ wait_ready() {
 # --pacing=false --bid-sample 0.
 start_server() {
 	local file=${2:-} flags
-	ADMIN='' START_ERR='' READY_S=-
+	ADMIN='' PPROF='' START_ERR='' READY_S=-
 	T_START=$(date +%s.%N)
 	case $1 in
 	floor)
-		"${SRV_PIN[@]}" "$WORK/floor" --listen 127.0.0.1:18090 >"$WORK/floor.log" 2>&1 &
-		URL=http://127.0.0.1:18090/openrtb2/bid ;;
+		"${SRV_PIN[@]}" "$WORK/floor" --listen 127.0.0.1:18090 --admin 127.0.0.1:18092 >"$WORK/floor.log" 2>&1 &
+		URL=http://127.0.0.1:18090/openrtb2/bid
+		PPROF=http://127.0.0.1:18092 ;;
 	rtb)
 		# The sample row: --pacing=false and --bid-sample 0, pacing state and the Kafka bid log must not
 		# shape the comparison with the floor and the baseline. The many-campaign rows: as it ships.
@@ -168,7 +170,8 @@ start_server() {
 			--data-dir "$WORK/rtb-data" --log-level warn "${flags[@]}" \
 			${file:+--campaigns "$file"} >"$WORK/rtb.log" 2>&1 &
 		URL=http://127.0.0.1:18080/openrtb2/bid
-		ADMIN=http://127.0.0.1:18081 ;;
+		ADMIN=http://127.0.0.1:18081
+		PPROF=$ADMIN ;;
 	baseline)
 		"${SRV_PIN[@]}" "$WORK/baseline" --listen 127.0.0.1:18091 ${file:+--campaigns "$file"} >"$WORK/baseline.log" 2>&1 &
 		URL=http://127.0.0.1:18091/openrtb2/bid ;;
@@ -194,6 +197,10 @@ degraded() {
 	timeout 120 curl -s "$ADMIN/metrics?name[]=rtb_bid_requests_total" 2>/dev/null |
 		awk '/^rtb_bid_requests_total\{outcome="(shed|timeout)"\}/ { s += $2 } END { printf "%d\n", s }' || echo 0
 }
+
+# rqwait: nanoseconds the server's threads have spent runnable but waiting for a CPU (the second
+# field of each thread's /proc schedstat), so far; threads that ended meanwhile are not counted.
+rqwait() { cat /proc/"$SERVER_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%.0f\n", s }'; }
 
 # cputicks: CPU time (user + system, in clock ticks) the server has used so far.
 cputicks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
@@ -353,20 +360,24 @@ idle() {
 # stall NAME: one run at half the knee (STALL_RATE when there is no knee) of STALL_SECONDS + 3 s,
 # with an execution trace of STALL_SECONDS taken from 2 s in, read by benchmarks/stalls. Sets
 # ST_RATE, ST_NONGC (µs), ST_NONGC_WHERE, ST_ASSIST (µs of GC work inside that run), ST_GC,
-# ST_GC_WHERE, ST_WAIT (a request goroutine's longest wait to run, µs), ST_P99 (the run's p99).
-declare -A ST_RATE ST_NONGC ST_NONGC_WHERE ST_ASSIST ST_GC ST_GC_WHERE ST_WAIT ST_P99
+# ST_GC_WHERE, ST_WAIT (a request goroutine's longest wait to run, µs), ST_P99 (the run's p99),
+# ST_RQ (ms a second the server's threads waited for a CPU during the trace: the OS's share).
+declare -A ST_RATE ST_NONGC ST_NONGC_WHERE ST_ASSIST ST_GC ST_GC_WHERE ST_WAIT ST_P99 ST_RQ
 stall() {
-	local name=$1 rate lp tr=$WORK/$1.trace js
+	local name=$1 rate lp tr=$WORK/$1.trace js q0 q1 t0 t1
 	rate=${HALF[$name]:--}
 	if [[ ! $rate =~ ^[1-9][0-9]*$ ]]; then rate=$STALL_RATE; fi
-	ST_RATE[$name]=$rate ST_NONGC[$name]=- ST_NONGC_WHERE[$name]=- ST_ASSIST[$name]=- ST_GC[$name]=- ST_GC_WHERE[$name]=- ST_WAIT[$name]=- ST_P99[$name]=-
+	ST_RATE[$name]=$rate ST_NONGC[$name]=- ST_NONGC_WHERE[$name]=- ST_ASSIST[$name]=- ST_GC[$name]=- ST_GC_WHERE[$name]=- ST_WAIT[$name]=- ST_P99[$name]=- ST_RQ[$name]=-
 	log "$name: execution trace of ${STALL_SECONDS}s at $rate/s"
 	rm -f "$tr" "$WORK/$name-stall.json"
 	loadgen "$rate" "$((STALL_SECONDS + 3))s" "$WORK/$name-stall.json" &
 	lp=$!
 	PIDS+=("$lp")
 	sleep 2
-	timeout "$((STALL_SECONDS + 60))" curl -s -o "$tr" "$ADMIN/debug/pprof/trace?seconds=$STALL_SECONDS" || true
+	q0=$(rqwait) t0=$(date +%s.%N)
+	timeout "$((STALL_SECONDS + 60))" curl -s -o "$tr" "$PPROF/debug/pprof/trace?seconds=$STALL_SECONDS" || true
+	q1=$(rqwait) t1=$(date +%s.%N)
+	ST_RQ[$name]=$(awk -v a="$q0" -v b="$q1" -v t0="$t0" -v t1="$t1" 'BEGIN{ printf "%.1f", (b - a) / 1e6 / (t1 - t0) }')
 	wait "$lp" || true
 	if [[ -s $WORK/$name-stall.json ]]; then ST_P99[$name]=$(jq -r '.latency.p99_us // "-"' "$WORK/$name-stall.json"); fi
 	if ! js=$("$WORK/stalls" -summary -frames 3 "$tr" 2>>"$WORK/stalls.log"); then
@@ -376,7 +387,7 @@ stall() {
 	read -r "ST_NONGC[$name]" "ST_ASSIST[$name]" "ST_GC[$name]" "ST_WAIT[$name]" < <(jq -r '[.longest_non_gc_us, .non_gc_assist_us, .longest_gc_us, .longest_request_wait_us] | @tsv' <<<"$js")
 	ST_NONGC_WHERE[$name]=$(jq -r '"g\(.non_gc_goroutine) \(.non_gc_where)"' <<<"$js" | sed 's/|/\\|/g')
 	ST_GC_WHERE[$name]=$(jq -r 'if .longest_gc_us > 0 then "g\(.gc_goroutine) \(.gc_where)" else "no GC in the trace" end' <<<"$js" | sed 's/|/\\|/g')
-	log "$name @ $rate/s: longest run outside the GC ${ST_NONGC[$name]}µs (${ST_NONGC_WHERE[$name]}), GC ${ST_GC[$name]}µs (${ST_GC_WHERE[$name]}), p99 of the run ${ST_P99[$name]}µs"
+	log "$name @ $rate/s: longest run outside the GC ${ST_NONGC[$name]}µs (${ST_NONGC_WHERE[$name]}), GC ${ST_GC[$name]}µs (${ST_GC_WHERE[$name]}), p99 of the run ${ST_P99[$name]}µs, threads waited for a CPU ${ST_RQ[$name]} ms/s"
 	"$WORK/stalls" -top 5 -frames 4 "$tr" 2>/dev/null | sed -n '1,6p' | sed 's/^/==   /' >&2 || true
 	rm -f "$tr"
 }
@@ -422,7 +433,7 @@ measure() {
 	log "$1: ready in ${READY_S} s"
 	if [[ $2 == rtb ]]; then idle "$1"; fi
 	knee "$1"
-	if [[ $2 == rtb ]]; then stall "$1"; fi
+	if [[ $2 == rtb || $2 == floor ]]; then stall "$1"; fi
 }
 
 declare -A WRK
@@ -536,7 +547,7 @@ row() { # name label
 	echo "| $2 | ${READY[$n]} | $(mark "$n") | ${FAIL[$n]/#0/-} | ${CPU_MAX[$n]} | ${CPU_FAIL[$n]} | ${BIDS_MAX[$n]} | ${HALF[$n]} | ${P50[$n]} | ${P99[$n]} | ${P999[$n]} | ${BIDS_HALF[$n]} | ${STEPLOG[$n]}|"
 }
 fmtn() { echo "$1" | sed -E ':a; s/([0-9])([0-9]{3})($|[^0-9])/\1,\2\3/; ta'; } # 100000 → 100,000
-label() { if [[ $1 == rtb ]]; then echo "rtb, sample campaigns"; else echo "${1%@*}, $(fmtn "${1#*@}") campaigns"; fi; }
+label() { if [[ $1 == rtb ]]; then echo "rtb, sample campaigns"; elif [[ $1 != *@* ]]; then echo "$1"; else echo "${1%@*}, $(fmtn "${1#*@}") campaigns"; fi; }
 fratio() { # a b: a/b to 2 decimals for decimal numbers, "∞" when only b is 0, "-" when unknown
 	awk -v a="$1" -v b="$2" 'BEGIN{
 		if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) { print "-"; exit }
@@ -718,7 +729,7 @@ TOTAL=$((SECONDS - T0))
 		echo "- idle $([[ $k == IDLE_CPU ]] && echo CPU || echo "allocation rate"), $(fmtn "${IDLE_HI:-?}") ÷ $(fmtn "${IDLE_LO:-?}") campaigns: ${r1% } (aim: at most 2×): ${v1# }"
 	done
 	echo
-	echo "## Longest stall (rtb, execution trace at half the knee)"
+	echo "## Longest stall (rtb and the floor, execution trace at half the knee)"
 	echo
 	echo "One more run of $((STALL_SECONDS + 3)) s at half the knee (at $STALL_RATE/s when there is no knee), with an execution"
 	echo "trace of ${STALL_SECONDS} s from its admin port (\`/debug/pprof/trace\`) read by \`go run ./benchmarks/stalls -summary\`:"
@@ -726,18 +737,21 @@ TOTAL=$((SECONDS - T0))
 	echo "the mark-assist and sweep time inside another goroutine's run, which is subtracted and shown), and the"
 	echo "longest GC run; each goroutine named by where that run stopped. Aim: no run over 1 ms outside the GC."
 	echo "A run is the scheduler's view: time the OS gave the thread's core to another process (the load"
-	echo "generator, on shared cores) counts as running."
+	echo "generator, on shared cores) counts as running. Two controls for that: the floor, which has no"
+	echo "work of its own besides answering, traced the same way (its longest runs are what the machine and"
+	echo "the kernel's loopback do to any server's goroutines), and per row the time the server's threads"
+	echo "spent runnable but waiting for a CPU during the trace (\`/proc/PID/task/*/schedstat\`), in ms a second."
 	echo
-	echo "| rtb | rate (req/s) | p99 of the run (µs) | longest run outside the GC (µs) | GC work inside it (µs) | that goroutine | longest GC run (µs) | that goroutine | longest wait of a request goroutine (µs) | ≤ 1 ms |"
-	echo "|---|---:|---:|---:|---:|---|---:|---|---:|---|"
-	for n in rtb "${MANY[@]/#/rtb@}"; do
+	echo "| server | rate (req/s) | p99 of the run (µs) | longest run outside the GC (µs) | GC work inside it (µs) | that goroutine | longest GC run (µs) | that goroutine | longest wait of a request goroutine (µs) | threads waited for a CPU (ms/s) | ≤ 1 ms |"
+	echo "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---|"
+	for n in floor rtb "${MANY[@]/#/rtb@}"; do
 		has "$n" || continue
 		if [[ ${ST_NONGC[$n]:--} =~ ^[0-9]+$ ]]; then
 			v1=$( ((ST_NONGC[$n] <= STALL_AIM_US)) && echo met || echo "not met")
 		else
 			v1="-"
 		fi
-		echo "| $(label "$n") | ${ST_RATE[$n]:--} | ${ST_P99[$n]:--} | ${ST_NONGC[$n]:--} | ${ST_ASSIST[$n]:--} | ${ST_NONGC_WHERE[$n]:--} | ${ST_GC[$n]:--} | ${ST_GC_WHERE[$n]:--} | ${ST_WAIT[$n]:--} | $v1 |"
+		echo "| $(label "$n") | ${ST_RATE[$n]:--} | ${ST_P99[$n]:--} | ${ST_NONGC[$n]:--} | ${ST_ASSIST[$n]:--} | ${ST_NONGC_WHERE[$n]:--} | ${ST_GC[$n]:--} | ${ST_GC_WHERE[$n]:--} | ${ST_WAIT[$n]:--} | ${ST_RQ[$n]:--} | $v1 |"
 	done
 	if has floor || has rtb; then
 		echo

@@ -4,12 +4,16 @@
 // kernel's loopback and the HTTP stack cost; rtb's numbers divided by these say how much of the
 // budget rtb's own work takes.
 //
-// It is a measuring instrument for benchmarks/run.sh, not part of the product.
+// It is a measuring instrument for benchmarks/run.sh, not part of the product. With --admin it also
+// serves /debug/pprof/ there, so that run.sh can take the same execution trace of it as of rtb: the
+// control that says which stalls the machine makes whatever the server does.
 package main
 
 import (
 	"flag"
 	"log"
+	"net/http"
+	_ "net/http/pprof" // /debug/pprof/ on --admin's DefaultServeMux
 
 	"github.com/valyala/fasthttp"
 )
@@ -26,7 +30,16 @@ const response = `{"id":"floor-request","seatbid":[{"bid":[{"id":"b-6f1c2a9e4d7b
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8090", "address to listen on")
+	admin := flag.String("admin", "", "address for /debug/pprof/ (net/http); empty: none")
 	flag.Parse()
+
+	if *admin != "" {
+		go func() {
+			if err := http.ListenAndServe(*admin, nil); err != nil {
+				log.Fatalf("floor: admin %s: %v", *admin, err)
+			}
+		}()
+	}
 
 	body := []byte(response)
 	handler := func(ctx *fasthttp.RequestCtx) {

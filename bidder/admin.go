@@ -8,17 +8,28 @@ import (
 	"rtb/features"
 )
 
-// CampaignsAPI serves the campaigns in force as JSON, for the admin port.
+// CampaignsAPI serves the campaigns in force as JSON, for the admin port, with the bids this bidder
+// has made for each since it started ("bids": {campaign id: count}, campaigns that have bid only):
+// the per-campaign count that is not a metric series, so that /metrics does not grow with campaigns.
 func (b *Bidder) CampaignsAPI() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := b.eng.Load()
+		bids := map[string]int64{}
+		for r := range e.ranks {
+			if n := e.ranks[r].pacing.bids.Load(); n > 0 {
+				bids[e.index.Entries[r].Campaign.ID] = n
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(struct {
-			Source    string    `json:"source"`
-			LoadedAt  time.Time `json:"loaded_at"`
-			Indexed   int       `json:"indexed"`
-			Campaigns any       `json:"campaigns"`
-		}{e.set.Source, e.builtAt, e.index.Len(), e.set.Campaigns})
+		if err := json.NewEncoder(w).Encode(struct {
+			Source    string           `json:"source"`
+			LoadedAt  time.Time        `json:"loaded_at"`
+			Indexed   int              `json:"indexed"`
+			Bids      map[string]int64 `json:"bids"`
+			Campaigns any              `json:"campaigns"`
+		}{e.set.Source, e.builtAt, e.index.Len(), bids, e.set.Campaigns}); err != nil {
+			b.log.Debug("write /api/campaigns", "error", err)
+		}
 	})
 }
 

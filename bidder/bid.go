@@ -7,8 +7,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/valyala/fasthttp"
-
 	"rtb/auction"
 	"rtb/bidder/campaign"
 	"rtb/bidder/notice"
@@ -33,10 +31,11 @@ type pricing struct {
 // copied: each is written once and never modified, and if the arena grows the old array stays alive
 // (and unchanged) for as long as a string points into it. The arena is reset only when the scratch
 // serves its next request, after this response has been written.
-func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, now time.Time) (int, bool) {
+func (b *Bidder) bid(e *engine, s *scratch, exchange []byte, deadline, now time.Time) (int, bool) {
 	req := &s.req
 	s.arena = s.arena[:0]
 	s.resp.Reset()
+	s.stage, s.dropped = nbNone, nbNone
 
 	// Respond in the account currency where allowed, else in the first listed currency we know.
 	cur := auction.Account
@@ -49,6 +48,10 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 			}
 		}
 		if cur == "" {
+			s.stage = nbCurrency
+			if s.x != nil {
+				s.x.noCur = true
+			}
 			return 0, false
 		}
 	}
@@ -67,8 +70,8 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 	e.index.Prepare(&s.q, req, s.segs)
 
 	s.exchange = "default"
-	if x := ctx.QueryArgs().Peek("exchange"); len(x) > 0 && len(x) <= 32 {
-		s.exchange = b2s(x)
+	if len(exchange) > 0 && len(exchange) <= 32 {
+		s.exchange = b2s(exchange)
 	}
 	s.inv = invSite
 	switch {
@@ -82,10 +85,16 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 	for i := range req.Imp {
 		imp := &req.Imp[i]
 		s.nativeOK = 0
+		if s.x != nil {
+			s.x.startImp(i)
+		}
 		floor, ok := auction.FloorMicros(imp.BidFloor, imp.BidFloorCur)
 		if !ok {
+			s.reach(-1, nbCurrency, "the imp's bidfloorcur is a currency we do not know")
 			continue
 		}
+		// The imp was looked at: a campaign the index does not yield for it is no_match.
+		s.stage = max(s.stage, nbNoMatch)
 		var deal, open auction.Best
 		private := false
 		if pmp := imp.PMP; pmp != nil {
@@ -99,6 +108,7 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 				if d.BidFloor > 0 {
 					// A deal's floor currency defaults to USD, not to the imp's (2.6 §3.2.12).
 					if p.floor, ok = auction.FloorMicros(d.BidFloor, d.BidFloorCur); !ok {
+						s.reach(-1, nbCurrency, "the deal's bidfloorcur is a currency we do not know")
 						continue
 					}
 				}
@@ -116,10 +126,21 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 		if !deal.Have && !private {
 			s.q.Open(&s.it, imp)
 			b.phase(e, s, imp, &open, pricing{floor: floor, firstPrice: req.FirstPrice()}, pubCTR, now)
+		} else if s.x != nil && !private {
+			// The bid path skips the open auction once a deal has an offer; an explanation runs it
+			// into a discarded best, so that every open campaign gets its own reason.
+			var lost auction.Best
+			s.x.dealWon = true
+			s.q.Open(&s.it, imp)
+			b.phase(e, s, imp, &lost, pricing{floor: floor, firstPrice: req.FirstPrice()}, pubCTR, now)
+			s.x.dealWon = false
 		}
 		if o, ok := auction.Resolve(&deal, &open, private); ok {
 			if b.appendBid(e, s, imp, o, cur, now) {
 				bids++
+				if s.x != nil {
+					s.x.won(o)
+				}
 			}
 		}
 		if !b.now().Before(deadline) {
@@ -129,57 +150,100 @@ func (b *Bidder) bid(e *engine, s *scratch, ctx *fasthttp.RequestCtx, deadline, 
 	return bids, false
 }
 
-// phase walks the candidates s.it yields, richest first, until no later one can beat the best.
+// phase walks the candidates s.it yields, richest first, until no later one can beat the best. Each
+// candidate that drops out records how far it got (scratch.reach), for the no-bid reason.
 func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Best, p pricing, pubCTR float64, now time.Time) {
 	req := &s.req
+	shader := b.cfg.Shader
+	if s.x != nil {
+		shader = s.x.shader
+		s.x.deal = ""
+		if p.deal != nil {
+			s.x.deal = p.deal.ID
+		}
+	}
 	for r := s.it.Next(); r >= 0; r = s.it.Next() {
 		en := &e.index.Entries[r]
 		if !best.Beatable(en.Bound) {
-			return
+			if s.x == nil {
+				return
+			}
+			// An explanation walks on to give every candidate its reason: outbid by the best
+			// offer, which the bid path stops at.
+			s.x.note(r, nbOffer, "outbid: its max_bid cannot beat the best offer", en.Bound, best.Offer.Price)
+			continue
 		}
 		c := en.Campaign
 		// Status and flight dates: the index leaves out what had ended when it was built, but a
 		// flight can start or end while the index is in force.
 		if !c.Live(now) {
+			s.reach(r, nbNoMatch, "not live: paused, or outside its flight dates")
 			continue
 		}
 		if !c.Targeting.Dayparts.Active(now) {
+			s.reach(r, nbNoMatch, "outside its dayparts")
 			continue
 		}
-		if auction.DomainBlocked(req.BAdv, c.AdvertiserDomain) || (c.AppBundle != "" && contains(req.BApp, c.AppBundle)) {
+		cr, st, why := b.fit(s, en, imp)
+		if cr < 0 {
+			s.reach(r, st, why)
+			continue
+		}
+		if auction.DomainBlocked(req.BAdv, c.AdvertiserDomain) {
+			s.reach(r, nbBlocked, "badv blocks its advertiser domain")
+			continue
+		}
+		if c.AppBundle != "" && contains(req.BApp, c.AppBundle) {
+			s.reach(r, nbBlocked, "bapp blocks its app")
 			continue
 		}
 		seat := e.ranks[r].seat
-		if (len(req.WSeat) > 0 && !contains(req.WSeat, seat)) || contains(req.BSeat, seat) {
+		if len(req.WSeat) > 0 && !contains(req.WSeat, seat) {
+			s.reach(r, nbBlocked, "its seat is not in wseat")
+			continue
+		}
+		if contains(req.BSeat, seat) {
+			s.reach(r, nbBlocked, "bseat blocks its seat")
 			continue
 		}
 		dealID := ""
 		if d := p.deal; d != nil {
-			if (len(d.WSeat) > 0 && !contains(d.WSeat, seat)) || (len(d.WADomain) > 0 && !containsFold(d.WADomain, c.AdvertiserDomain)) {
+			if len(d.WSeat) > 0 && !contains(d.WSeat, seat) {
+				s.reach(r, nbBlocked, "its seat is not in the deal's wseat")
+				continue
+			}
+			if len(d.WADomain) > 0 && !containsFold(d.WADomain, c.AdvertiserDomain) {
+				s.reach(r, nbBlocked, "its advertiser domain is not in the deal's wadomain")
 				continue
 			}
 			dealID = d.ID
 		}
-		cr := b.fit(s, en, imp)
-		if cr < 0 {
-			continue
-		}
 		if fc := c.FrequencyCap; fc != nil {
 			if s.user == 0 {
-				b.m.capped[capNoUser].Inc()
+				b.countCapped(s, capNoUser)
+				s.reach(r, nbCapped, "frequency-capped, and the request names no user")
 				continue
 			}
 			if !b.capsReady() {
-				b.m.capped[capWarming].Inc()
+				b.countCapped(s, capWarming)
+				s.reach(r, nbCapped, "frequency-capped, and caps are still warming up")
 				continue
 			}
 			if b.cfg.Caps != nil && !b.cfg.Caps.Allow(s.user, c.ID, fc.Impressions, now) {
-				b.m.capped[capReached].Inc()
+				b.countCapped(s, capReached)
+				s.reach(r, nbCapped, "frequency cap reached for this user")
 				continue
 			}
 		}
-		admitted, multiplier := b.cfg.Pacing.admit(&b.pacing, e.ranks[r].pacing, now)
+		var admitted bool
+		var multiplier float64
+		if s.x == nil {
+			admitted, multiplier = b.cfg.Pacing.admit(&b.pacing, e.ranks[r].pacing, now)
+		} else {
+			admitted, multiplier = s.x.admit(&b.cfg.Pacing, &b.pacing, e.ranks[r].pacing, now, r)
+		}
 		if !admitted {
+			s.reach(r, nbPaced, "not admitted by pacing")
 			continue
 		}
 		floor := p.floor
@@ -187,6 +251,7 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 			// Duration floors (2.6) replace the imp floor for creatives of their range.
 			if f, ok := imp.Video.FloorFor(int64(en.Creatives[cr].Duration)); ok {
 				if floor, ok = auction.FloorMicros(f, imp.BidFloorCur); !ok {
+					s.reach(r, nbCurrency, "the duration floor's currency is one we do not know")
 					continue
 				}
 			}
@@ -198,12 +263,31 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 		if p.fixed {
 			bid, ok = floor, value >= floor && floor > 0
 		} else {
-			bid, ok = auction.Price(b.cfg.Shader, s.exchange, seg, p.firstPrice, value, floor)
+			bid, ok = auction.Price(shader, s.exchange, seg, p.firstPrice, value, floor)
 		}
 		if !ok {
+			if s.stage < nbFloor {
+				s.stage = nbFloor
+			}
+			if s.x != nil {
+				s.x.note(r, nbFloor, "its value is below the floor", value, floor)
+			}
 			continue
 		}
+		if s.stage < nbOffer {
+			s.stage = nbOffer
+		}
+		if s.x != nil {
+			s.x.offer(r, value, bid)
+		}
 		best.Consider(auction.Offer{Rank: r, Creative: cr, Value: value, Price: bid, DealID: dealID})
+	}
+}
+
+// countCapped counts a campaign passed over for its cap, unless the request is only being explained.
+func (b *Bidder) countCapped(s *scratch, why int) {
+	if s.x == nil {
+		b.m.capped[why].Inc()
 	}
 }
 
@@ -229,41 +313,52 @@ func (b *Bidder) campaignValue(c *campaign.Campaign, segment string, pubCTR floa
 	return min(v, int64(c.Bid.MaxBid))
 }
 
-// fit returns the index of the first creative of en that fits imp and its blocks, or -1.
-func (b *Bidder) fit(s *scratch, en *targeting.Entry, imp *openrtb.Imp) int {
+// fit returns the index of the first creative of en that fits imp and its blocks, or -1 with how
+// far the best creative got: nbBlocked when one fits the imp but bcat or battr blocks it, else
+// nbNoMatch; why names the check.
+func (b *Bidder) fit(s *scratch, en *targeting.Entry, imp *openrtb.Imp) (int, noBid, string) {
 	req := &s.req
+	st, why := nbNoMatch, "no creative fits the imp's media, size, duration, mimes or protocols"
 	for i := range en.Creatives {
 		cr := &en.Creatives[i]
-		if auction.CategoryBlocked(req.BCat, cr.Cats) {
-			continue
-		}
+		var battr []int
 		switch cr.Kind {
 		case targeting.KindBanner:
 			bn := imp.Banner
-			if bn == nil || auction.AttrBlocked(bn.BAttr, cr.Attributes) || !bannerFits(bn, int64(cr.W), int64(cr.H)) {
+			if bn == nil || !bannerFits(bn, int64(cr.W), int64(cr.H)) {
 				continue
 			}
+			battr = bn.BAttr
 		case targeting.KindVideo:
 			v := imp.Video
-			if v == nil || auction.AttrBlocked(v.BAttr, cr.Attributes) ||
-				!mediaFits(cr.Creative, v.MIMEs, v.MinDuration, v.MaxDuration, v.RqdDurs, v.Protocols, v.Protocol) {
+			if v == nil || !mediaFits(cr.Creative, v.MIMEs, v.MinDuration, v.MaxDuration, v.RqdDurs, v.Protocols, v.Protocol) {
 				continue
 			}
+			battr = v.BAttr
 		case targeting.KindAudio:
 			a := imp.Audio
-			if a == nil || auction.AttrBlocked(a.BAttr, cr.Attributes) ||
-				!mediaFits(cr.Creative, a.MIMEs, a.MinDuration, a.MaxDuration, a.RqdDurs, a.Protocols, 0) {
+			if a == nil || !mediaFits(cr.Creative, a.MIMEs, a.MinDuration, a.MaxDuration, a.RqdDurs, a.Protocols, 0) {
 				continue
 			}
+			battr = a.BAttr
 		case targeting.KindNative:
 			n := imp.Native
-			if n == nil || auction.AttrBlocked(n.BAttr, cr.Attributes) || !s.nativeFits(n, cr.Native) {
+			if n == nil || !s.nativeFits(n, cr.Native) {
 				continue
 			}
+			battr = n.BAttr
 		}
-		return i
+		if auction.CategoryBlocked(req.BCat, cr.Cats) {
+			st, why = nbBlocked, "bcat blocks the category of every creative that fits"
+			continue
+		}
+		if auction.AttrBlocked(battr, cr.Attributes) {
+			st, why = nbBlocked, "battr blocks an attribute of every creative that fits"
+			continue
+		}
+		return i, 0, ""
 	}
-	return -1
+	return -1, st, why
 }
 
 func bannerFits(bn *openrtb.Banner, w, h int64) bool {
@@ -369,12 +464,18 @@ func nativeAsset(a *openrtb.NativeAsset, ad *campaign.Native) string {
 func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Offer, cur string, now time.Time) bool {
 	price, ok := auction.FromAccount(o.Price, cur)
 	if !ok || price <= 0 {
+		s.dropped = max(s.dropped, nbFloor)
+		if s.x != nil {
+			s.x.note(o.Rank, nbFloor, "its price rounds to 0 in the response currency", o.Price, 0)
+		}
 		return false
 	}
 	en := &e.index.Entries[o.Rank]
 	c := en.Campaign
-	if fc := c.FrequencyCap; fc != nil && b.cfg.Caps != nil && !b.cfg.Caps.TryReserve(s.user, c.ID, fc.Impressions, now) {
+	// An explanation reserves nothing: Allow, checked in phase, is its answer.
+	if fc := c.FrequencyCap; fc != nil && b.cfg.Caps != nil && s.x == nil && !b.cfg.Caps.TryReserve(s.user, c.ID, fc.Impressions, now) {
 		b.m.capped[capReached].Inc()
+		s.dropped = max(s.dropped, nbCapped)
 		return false
 	}
 	cr := &en.Creatives[o.Creative]
@@ -385,7 +486,13 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 	a := s.arena
 	mark := len(a)
 	a = append(a, b.cfg.BidIDPrefix...)
-	a = strconv.AppendUint(a, b.seq.Add(1), 36)
+	if s.x == nil {
+		a = strconv.AppendUint(a, b.seq.Add(1), 36)
+	} else {
+		a = append(a, "explain-"...)
+		s.x.bids++
+		a = strconv.AppendInt(a, int64(s.x.bids), 10)
+	}
 	id := str(a, mark)
 
 	mark = len(a)
@@ -435,7 +542,11 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 		AdID: cr.ID, ADomain: rd.adomain, Bundle: c.AppBundle, CID: c.ID, CrID: cr.ID, Cat: cr.Cats, Attr: cr.Attributes,
 		DealID: o.DealID, W: w, H: h, MType: mtype,
 	})
-	rd.bids.Inc()
+	if s.x != nil {
+		return true
+	}
+	rd.pacing.bids.Add(1)
+	b.m.bids[cr.Kind].Inc()
 	if r := b.cfg.BidSampleRate; r > 0 && b.cfg.Events != nil && (r >= 1 || rand.Float64() < r) {
 		s.event = events.Event{
 			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,

@@ -159,23 +159,12 @@ func New(cfg Config, set *campaign.Set) (*Bidder, error) {
 
 // SetCampaigns compiles set and swaps it in atomically; requests in flight finish on the old one.
 func (b *Bidder) SetCampaigns(set *campaign.Set) error {
-	e, err := newEngine(set, b.cfg.Seat, b.m.bids, &b.pacing, b.now())
+	e, err := newEngine(set, b.cfg.Seat, &b.pacing, b.now())
 	if err != nil {
 		b.m.reloads.WithLabelValues("error").Inc()
 		return err
 	}
-	old := b.eng.Swap(e)
-	if old != nil {
-		keep := make(map[string]bool, len(set.Campaigns))
-		for _, c := range set.Campaigns {
-			keep[c.ID] = true
-		}
-		for _, c := range old.set.Campaigns {
-			if !keep[c.ID] {
-				b.m.bids.DeleteLabelValues(c.ID)
-			}
-		}
-	}
+	b.eng.Store(e)
 	b.m.campaigns.Set(float64(e.index.Len()))
 	b.m.reloads.WithLabelValues("ok").Inc()
 	return nil
@@ -216,10 +205,13 @@ type scratch struct {
 	native   openrtb.NativeRequest
 	nativeOK int8 // 0 not parsed for this imp, 1 parsed, -1 unparseable
 	event    events.Event
-	exchange string   // of the request being served (aliases the query)
-	inv      int      // invSite, invApp or invDOOH
-	user     uint64   // features.UserKey of the request's user, 0 for none
-	userHex  [16]byte // user as events carry it
+	exchange string     // of the request being served (aliases the query)
+	inv      int        // invSite, invApp or invDOOH
+	user     uint64     // features.UserKey of the request's user, 0 for none
+	userHex  [16]byte   // user as events carry it
+	stage    noBid      // the furthest any campaign got on any imp of the request (see noBid)
+	dropped  noBid      // why the last offer appendBid dropped was dropped
+	x        *explainer // set only while explaining a request (Explain): no side effects
 }
 
 // Handler returns the fasthttp handler of the exchange port.
@@ -282,11 +274,18 @@ func (b *Bidder) HandleBid(ctx *fasthttp.RequestCtx) {
 		b.inflight.Add(-1)
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 		b.m.outcome[outcomeShed].Inc()
+		b.m.noBid[nbShed].Inc()
 		b.m.latency.Observe(b.now().Sub(start).Seconds())
 		return
 	}
 	s := b.pool.Get().(*scratch)
 	outcome := b.serve(ctx, s, start)
+	switch outcome {
+	case outcomeNoBid:
+		b.m.noBid[s.reason()].Inc()
+	case outcomeTimeout:
+		b.m.noBid[nbDeadline].Inc()
+	}
 	b.pool.Put(s)
 	b.inflight.Add(-1)
 	b.m.outcome[outcome].Inc()
@@ -338,7 +337,7 @@ func (b *Bidder) serve(ctx *fasthttp.RequestCtx, s *scratch, start time.Time) st
 	}
 
 	e := b.eng.Load()
-	bids, timedOut := b.bid(e, s, ctx, deadline, start)
+	bids, timedOut := b.bid(e, s, ctx.QueryArgs().Peek("exchange"), deadline, start)
 	if timedOut {
 		return b.timeout(ctx, req)
 	}

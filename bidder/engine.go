@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"rtb/bidder/campaign"
 	"rtb/bidder/targeting"
 )
@@ -25,7 +23,6 @@ type rankData struct {
 	pacing    *pacingSlot
 	seat      string
 	adomain   []string
-	bids      prometheus.Counter
 	creatives []template // by creative index
 	// segments[creative][inventory] is the bid's segment, "FORMAT|INVENTORY", built once here so
 	// that the bid path never concatenates.
@@ -105,7 +102,7 @@ func compileTemplate(s string) template {
 	return t
 }
 
-func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, pacing *pacingTable, now time.Time) (*engine, error) {
+func newEngine(set *campaign.Set, seat string, pacing *pacingTable, now time.Time) (*engine, error) {
 	ix, err := targeting.Build(set, now)
 	if err != nil {
 		return nil, fmt.Errorf("index campaigns of %s: %w", set.Source, err)
@@ -121,7 +118,6 @@ func newEngine(set *campaign.Set, seat string, bids *prometheus.CounterVec, paci
 		if c.Seat != "" {
 			rd.seat = c.Seat
 		}
-		rd.bids = bids.WithLabelValues(c.ID)
 		rd.creatives = make([]template, len(en.Creatives))
 		rd.segments = make([][numInventories]string, len(en.Creatives))
 		for i := range en.Creatives {

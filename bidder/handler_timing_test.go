@@ -1,11 +1,14 @@
 package bidder
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/valyala/fasthttp"
 
 	"rtb/auction"
@@ -94,25 +97,54 @@ func BenchmarkHandler(b *testing.B) {
 
 // TestHandlerAllocations holds a whole bid to no allocation, as fasthttp asserts for its own paths:
 // the decoder reuses the pooled request's nested objects, and nothing else on the path allocates.
-// Garbage per request is what made the collector's mark phases take both cores under load.
+// Garbage per request is what made the collector's mark phases take both cores under load. A no-bid
+// is held to the same, its reason included.
 func TestHandlerAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items); the README's test command also runs this test without it")
 	}
 	bd, _ := newTestBidder(t, campaignSet(1000), servingConfig(t))
 	h := bd.Handler()
-	ctx := handlerCtx(typicalBanner)
-	h(ctx)
-	if ctx.Response.StatusCode() != 200 {
-		t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	floorAbove := bytes.Replace(typicalBanner, []byte(`"bidfloor":0.03`), []byte(`"bidfloor":900`), 1)
+	var all []string
+	for i := 1; i <= 26; i++ {
+		all = append(all, fmt.Sprintf(`"IAB%d"`, i))
 	}
-	n := testing.AllocsPerRun(200, func() {
-		ctx.Response.Reset()
-		h(ctx)
-	})
-	const limit = 0
-	if n > limit {
-		t.Errorf("a typical banner bid allocates %.0f times, want at most %d", n, limit)
+	blocked := bytes.Replace(typicalBanner, []byte(`"bcat":["IAB25","IAB26"]`), []byte(`"bcat":[`+strings.Join(all, ",")+`]`), 1)
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		status int
+		reason noBid
+	}{
+		{"typical banner bid", typicalBanner, 200, 0},
+		{"no bid: floor above every value", floorAbove, 204, nbFloor},
+		{"no bid: bcat blocks every category", blocked, 204, nbBlocked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := handlerCtx(tc.body)
+			h(ctx)
+			if ctx.Response.StatusCode() != tc.status {
+				t.Fatalf("status %d, want %d: %s", ctx.Response.StatusCode(), tc.status, ctx.Response.Body())
+			}
+			var before float64
+			if tc.status == 204 {
+				before = testutil.ToFloat64(bd.m.noBid[tc.reason])
+			}
+			n := testing.AllocsPerRun(200, func() {
+				ctx.Response.Reset()
+				h(ctx)
+			})
+			if tc.status == 204 {
+				if d := testutil.ToFloat64(bd.m.noBid[tc.reason]) - before; d < 200 {
+					t.Errorf("rtb_no_bid_total{reason=%q} rose by %v over 200+ no-bids", tc.reason, d)
+				}
+			}
+			const limit = 0
+			if n > limit {
+				t.Errorf("%s allocates %.0f times, want at most %d", tc.name, n, limit)
+			}
+			t.Logf("allocations per request: %.0f", n)
+		})
 	}
-	t.Logf("allocations per bid: %.0f", n)
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"rtb/bidder/openrtb"
+	"rtb/bidder/targeting"
 	"rtb/events"
 )
 
@@ -33,7 +34,8 @@ type metrics struct {
 	latency   prometheus.Histogram
 	invalid   *prometheus.CounterVec
 	reason    map[string]prometheus.Counter
-	bids      *prometheus.CounterVec
+	bids      [numMedia]prometheus.Counter // by targeting.Kind
+	noBid     [numNoBid]prometheus.Counter
 	campaigns prometheus.Gauge
 	reloads   *prometheus.CounterVec
 	inflight  prometheus.GaugeFunc
@@ -50,6 +52,11 @@ const (
 )
 
 var capReasons = [numCapReasons]string{"cap_reached", "no_user", "warming_up"}
+
+// Media kinds of bids, by targeting.Kind; values of rtb_bids_total's media label.
+const numMedia = 4
+
+var mediaNames = [numMedia]string{targeting.KindBanner: "banner", targeting.KindVideo: "video", targeting.KindAudio: "audio", targeting.KindNative: "native"}
 
 func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	m := &metrics{
@@ -69,10 +76,6 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 			Name: "rtb_bid_request_errors_total",
 			Help: "Bid requests refused with a 4xx, by reason.",
 		}, []string{"reason"}),
-		bids: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtb_bids_total",
-			Help: "Bids made, by campaign (series of removed campaigns are deleted on reload).",
-		}, []string{"campaign"}),
 		campaigns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rtb_campaigns",
 			Help: "Campaigns in the bidder's index (active, not paused, not ended).",
@@ -115,10 +118,23 @@ func newMetrics(reg prometheus.Registerer, inflight func() float64) *metrics {
 	for i, r := range capReasons {
 		m.capped[i] = cappedVec.WithLabelValues(r)
 	}
+	bidsVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtb_bids_total",
+		Help: "Bids made, by media of the creative (banner, video, audio, native). Per campaign: GET /api/campaigns on the admin port (bids), not a series per campaign.",
+	}, []string{"media"})
+	for k, name := range mediaNames {
+		m.bids[k] = bidsVec.WithLabelValues(name)
+	}
+	noBidVec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rtb_no_bid_total", Help: noBidHelp}, []string{"reason"})
+	for r, name := range noBidNames {
+		if name != "" {
+			m.noBid[r] = noBidVec.WithLabelValues(name)
+		}
+	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("error")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.invalid, m.bids, m.campaigns, m.reloads, m.inflight, noticeVec, cappedVec)
+		reg.MustRegister(m.requests, m.latency, m.invalid, bidsVec, noBidVec, m.campaigns, m.reloads, m.inflight, noticeVec, cappedVec)
 	}
 	return m
 }

@@ -41,6 +41,7 @@ type pacingSlot struct {
 	validUntil atomic.Int64  // unix nanoseconds; 0 = no state received yet
 	part       atomic.Int32  // partition of the campaign among the heartbeats' Partitions; -1 unknown
 	traffic    atomic.Int64  // auctions the campaign was eligible for since the last report
+	bids       atomic.Int64  // bids made since the bidder started (/api/campaigns): no metric series per campaign
 	next       *pacingSlot   // the reporter's list of slots with traffic (see pacingTable.busy)
 }
 

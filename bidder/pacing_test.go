@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"rtb/events"
 )
 
@@ -60,9 +62,13 @@ func TestPacingGate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		tc.set()
+		paced := testutil.ToFloat64(b.m.noBid[nbPaced])
 		status, p := price()
 		if status != tc.wantStatus || p != tc.wantPrice {
 			t.Errorf("%s: status %d price %v, want %d %v", tc.name, status, p, tc.wantStatus, tc.wantPrice)
+		}
+		if d := testutil.ToFloat64(b.m.noBid[nbPaced]) - paced; status == 204 && d != 1 {
+			t.Errorf("%s: rtb_no_bid_total{reason=\"paced\"} rose by %v, want 1", tc.name, d)
 		}
 	}
 }

@@ -48,31 +48,35 @@ func TestPolicies(t *testing.T) {
 		body         []byte
 		wantCampaign string // "" = no bid
 		wantSeat     string
+		wantReason   string // of a no-bid: rtb_no_bid_total's reason
 	}{
-		{"plain", req("", "", ""), "open", "seat-a"},
-		{"bcat tier 1 blocks tier 2", req(`,"bcat":["IAB22"]`, "", ""), "", ""},
-		{"bcat other tier 2", req(`,"bcat":["IAB22-2"]`, "", ""), "open", "seat-a"},
-		{"badv", req(`,"badv":["shop.example"]`, "", ""), "", ""},
-		{"bapp", req(`,"bapp":["1234567"]`, "", ""), "", ""},
-		{"battr", req("", `,"battr":[7]`, ""), "", ""},
-		{"wseat without ours", req(`,"wseat":["other"]`, "", ""), "", ""},
-		{"wseat with ours", req(`,"wseat":["seat-a"]`, "", ""), "open", "seat-a"},
-		{"bseat", req(`,"bseat":["seat-a"]`, "", ""), "", ""},
-		{"deal beats open", req("", "", `,"pmp":{"deals":[{"id":"D1","bidfloor":3}]}`), "deal", "rtb"},
-		{"deal floor above value falls back to open", req("", "", `,"pmp":{"deals":[{"id":"D1","bidfloor":5}]}`), "open", "seat-a"},
-		{"private auction, deal floor too high", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","bidfloor":5}]}`), "", ""},
-		{"deal wadomain excludes", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","wadomain":["other.example"]}]}`), "", ""},
-		{"deal wseat excludes", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","wseat":["x"]}]}`), "", ""},
-		{"deal at=3 bids the floor", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","at":3,"bidfloor":3.5}]}`), "deal", "rtb"},
-		{"floor in EUR converted", req("", "", `,"bidfloor":1.8,"bidfloorcur":"EUR"`), "open", "seat-a"},
-		{"floor in GBP above value", req("", "", `,"bidfloor":1.8,"bidfloorcur":"GBP"`), "", ""},
+		{"plain", req("", "", ""), "open", "seat-a", ""},
+		{"bcat tier 1 blocks tier 2", req(`,"bcat":["IAB22"]`, "", ""), "", "", "blocked"},
+		{"bcat other tier 2", req(`,"bcat":["IAB22-2"]`, "", ""), "open", "seat-a", ""},
+		{"badv", req(`,"badv":["shop.example"]`, "", ""), "", "", "blocked"},
+		{"bapp", req(`,"bapp":["1234567"]`, "", ""), "", "", "blocked"},
+		{"battr", req("", `,"battr":[7]`, ""), "", "", "blocked"},
+		{"wseat without ours", req(`,"wseat":["other"]`, "", ""), "", "", "blocked"},
+		{"wseat with ours", req(`,"wseat":["seat-a"]`, "", ""), "open", "seat-a", ""},
+		{"bseat", req(`,"bseat":["seat-a"]`, "", ""), "", "", "blocked"},
+		{"deal beats open", req("", "", `,"pmp":{"deals":[{"id":"D1","bidfloor":3}]}`), "deal", "rtb", ""},
+		{"deal floor above value falls back to open", req("", "", `,"pmp":{"deals":[{"id":"D1","bidfloor":5}]}`), "open", "seat-a", ""},
+		{"private auction, deal floor too high", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","bidfloor":5}]}`), "", "", "floor"},
+		{"deal wadomain excludes", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","wadomain":["other.example"]}]}`), "", "", "blocked"},
+		{"deal wseat excludes", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","wseat":["x"]}]}`), "", "", "blocked"},
+		{"deal at=3 bids the floor", req("", "", `,"pmp":{"private_auction":1,"deals":[{"id":"D1","at":3,"bidfloor":3.5}]}`), "deal", "rtb", ""},
+		{"floor in EUR converted", req("", "", `,"bidfloor":1.8,"bidfloorcur":"EUR"`), "open", "seat-a", ""},
+		{"floor in GBP above value", req("", "", `,"bidfloor":1.8,"bidfloorcur":"GBP"`), "", "", "floor"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := post(b, tc.body)
+			r, reason := noBidReason(t, b, tc.body)
 			if tc.wantCampaign == "" {
 				if r.status != 204 {
 					t.Fatalf("status %d (%s), want 204", r.status, r.body)
+				}
+				if reason != tc.wantReason {
+					t.Errorf("no-bid reason %q, want %q", reason, tc.wantReason)
 				}
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,11 @@ type Report struct {
 	SLOMet         *bool         `json:"slo_met,omitempty"`
 	Time           time.Time     `json:"time"`
 	Market         *MarketReport `json:"market,omitempty"`
+	// Failures are the first distinct failed answers (4xx/5xx with the start of their body, transport
+	// errors) with their counts; Warning is set when more than half the requests sent failed: such a
+	// run measured error pages or refused connections, not a bidder (rtb loadgen exits 4).
+	Failures []FailedAnswer `json:"failures,omitempty"`
+	Warning  string         `json:"warning,omitempty"`
 	// Compare mode (several targets): the top-level fields above are the first target's; every
 	// target's own report is in Targets, and Comparison sets them side by side.
 	Targets    []*Report    `json:"targets,omitempty"`
@@ -101,7 +107,15 @@ func (r *recorder) report(cfg *Config, scheduled int64, elapsed, cpu time.Durati
 	if total > 0 {
 		rep.BidRate = float64(o.Bid) / float64(total)
 	}
+	rep.Failures = slices.Clone(r.failures.first)
 	return rep
+}
+
+// warning is the recorder's failure warning for a run that sent sent requests to target.
+func (r *recorder) warning(sent int64, target string, timeout time.Duration) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failures.warning(sent, target, timeout.String())
 }
 
 func (c *Config) schedule() string {
@@ -237,5 +251,8 @@ func (r *Report) writeOne(w io.Writer) {
 	}
 	if r.Market != nil {
 		r.Market.writeText(w)
+	}
+	if r.Warning != "" {
+		fmt.Fprintf(w, "%s\n", r.Warning)
 	}
 }

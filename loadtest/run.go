@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -157,6 +158,7 @@ type recorder struct {
 	counts   [nOutcomes]int64
 	secCount [nOutcomes]int64
 	lastErr  [nOutcomes]string
+	failures failures
 }
 
 func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
@@ -201,6 +203,28 @@ type arm struct {
 	admErr  string
 }
 
+// BidPath is the bid endpoint's path on rtb (and the common one of OpenRTB bidders).
+const BidPath = "/openrtb2/bid"
+
+// BidURL completes a --target as people write it: host:port alone means http://host:port, and a
+// URL without a path means the bid endpoint, BidPath.
+func BidURL(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return raw // parseTarget says what is wrong with it
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = BidPath
+	}
+	return u.String()
+}
+
 func parseTarget(raw string) (*fasthttp.HostClient, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -237,6 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	arms := make([]*arm, len(targets))
 	labels := map[string]bool{}
 	for i, t := range targets {
+		t.URL = BidURL(t.URL)
 		client, host, err := parseTarget(t.URL)
 		if err != nil {
 			return nil, err
@@ -438,6 +463,7 @@ sched:
 	for i, a := range arms {
 		rep := a.rec.report(&cfg, scheduled.Load(), elapsed, cpu, cancelled)
 		rep.Target, rep.Label = a.URL, a.Label
+		rep.Warning = a.rec.warning(rep.Sent, a.URL, cfg.Timeout)
 		if a.mk != nil {
 			var est *ctrEstimates
 			var estErr error
@@ -501,6 +527,10 @@ func (a *arm) send(cfg *Config, bodies []Body, start time.Time, nonce uint32, st
 		lat := time.Since(intended)
 		o := classify(err, resp.StatusCode())
 		a.rec.record(o, lat, lag, err)
+		switch o {
+		case out4xx, out5xx, outConnect, outTimeout, outOther:
+			a.rec.failed(resp.StatusCode(), resp.Body(), err)
+		}
 		if o == outBid && a.mk != nil {
 			a.mk.onBid(j.seq, bi, resp.Body())
 		}

@@ -19,9 +19,10 @@ var exit = os.Exit
 
 const loadgenSynopsis = `Usage: rtb loadgen [flags]
 
-Send realistic OpenRTB bid requests to --target on an open-loop schedule (requests go out on time
-whether or not earlier ones were answered) and report latency measured from each request's intended
-send time, so a stalling server cannot hide its stall (no coordinated omission).
+Send realistic OpenRTB bid requests to --target (a URL, or host:port; a target without a path means
+its bid endpoint, /openrtb2/bid) on an open-loop schedule (requests go out on time whether or not
+earlier ones were answered) and report latency measured from each request's intended send time, so
+a stalling server cannot hide its stall (no coordinated omission).
 
 Schedules: a constant --rate for --duration; --steps 1000,2000,4000 each for --step-duration; a
 linear ramp from --rate to --ramp-to over --duration; or --day-length D: one compressed pacing day
@@ -44,7 +45,13 @@ every request at the same intended time; with --market every target meets the sa
 and click decision for each (request, imp), drawn from --seed, so the arms differ only by what the
 bidders do. The report gives each target's, then a comparison table.
 
-Exit status: 0 done, 1 error, 2 bad usage, 3 the overall p99 exceeded --slo-p99.`
+A run where more than half the requests sent fail (4xx, 5xx, or no HTTP answer) measured error pages
+or refused connections, not a bidder: it ends with a WARNING naming the most common failure, its
+usual cause and the first distinct answers (e.g. "8000 of 8000 requests answered 404: is --target
+the bid endpoint, http://host:port/openrtb2/bid?"), on stdout and stderr, and exits 4.
+
+Exit status: 0 done, 1 error, 2 bad usage, 3 the overall p99 exceeded --slo-p99, 4 most requests
+failed (the warning above).`
 
 func loadgen(args []string) error {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
@@ -57,7 +64,7 @@ func loadgen(args []string) error {
 	mcfg := loadtest.DefaultMarket()
 	var slo time.Duration
 	var targets, labels, admins, dayStart, dayShape string
-	fs.StringVar(&targets, "target", "http://localhost:8080/openrtb2/bid", "bid endpoint to POST requests to; several, comma-separated, compare bidders (every request goes to each)")
+	fs.StringVar(&targets, "target", "http://localhost:8080/openrtb2/bid", "bid endpoint to POST requests to (host:port, or a URL without a path, means http://host:port/openrtb2/bid);\nseveral, comma-separated, compare bidders (every request goes to each)")
 	fs.StringVar(&labels, "label", "", "names of the targets in reports, comma-separated in --target order (default host:port, or t1,t2,… for several)")
 	fs.StringVar(&admins, "admin", "", "admin base URL of each target, comma-separated in --target order, for --market's surplus, delivery,\nfrequency-cap and CTR checks (default http://127.0.0.1:8081 for a single target, none for several; \"none\" for none)")
 	fs.DurationVar(&cfg.DayLength, "day-length", 0, "run one pacing day of this length, aligned as rtb serve --day-length aligns it, instead of --duration\n(the same value the bidders run with; 24h aligns to UTC days)")
@@ -182,6 +189,20 @@ func loadgen(args []string) error {
 		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
+	}
+	if rep.Broken() {
+		each := rep.Targets
+		if len(each) == 0 {
+			each = []*loadtest.Report{rep}
+		}
+		for _, r := range each {
+			if r.Warning != "" {
+				fmt.Fprintf(os.Stderr, "rtb loadgen: %s: %s\n", r.Target, r.Warning)
+			}
+		}
+		cancel()
+		exit(4)
+		return nil
 	}
 	if !met {
 		cancel()

@@ -63,7 +63,7 @@ const (
 )
 
 var roleUsage = map[string]string{
-	roleServe:  "Usage: rtb serve [flags]\n\nRuns everything on one machine: the bidder on the exchange port, the notice endpoints, the\npacer, the shading trainer, the feature updater (frequency caps, CTR estimates), the admin port\n(/metrics, /api/campaigns, /api/pacing, /api/ctr, /dashboard, /debug/pprof/) and, unless --kafka\nnames a cluster, an embedded Kafka-compatible broker.",
+	roleServe:  "Usage: rtb serve [flags]\n\nRuns everything on one machine: the bidder on the exchange port, the notice endpoints, the\npacer, the shading trainer, the feature updater (frequency caps, CTR estimates), the admin port\n(/metrics, /api/campaigns, /api/pacing, /api/ctr, /dashboard, /debug/pprof/, and POST /api/explain:\nwhy a bid request gets the answer it gets, per campaign) and, unless --kafka names a cluster, an\nembedded Kafka-compatible broker.",
 	roleBidder: "Usage: rtb bidder --kafka BROKERS [flags]\n\nRuns the bidder alone (exchange port, notice endpoints, admin port) against a Kafka cluster; it\nobeys the pacing states the pacers publish on rtb.pacing, shades first-price bids with the models\non rtb.models, and reads every impression and click for frequency caps and CTR estimates.",
 	rolePacer:  "Usage: rtb pacer --kafka BROKERS [flags]\n\nRuns a budget pacer and the bid-shading trainer alone (and an admin port with /api/pacing and\n/dashboard). Pacers of one consumer group split the campaigns by Kafka partition; one that dies\nis replaced by the others. Run the trainer once per cluster: give other pacers --shading-interval 0.",
 }
@@ -433,6 +433,8 @@ func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel, 
 	mux.Handle("GET /metrics", metricsHandler(reg, rm))
 	if b != nil {
 		mux.Handle("GET /api/campaigns", b.CampaignsAPI())
+		// Any method: the handler answers all but POST with 405 and its Allow.
+		mux.Handle("/api/explain", b.ExplainAPI())
 	}
 	if ctrAPI != nil {
 		mux.Handle("GET /api/ctr", ctrAPI)
@@ -445,7 +447,7 @@ func adminMux(reg *prometheus.Registry, b *bidder.Bidder, rm *pacing.ReadModel, 
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "rtb admin: /dashboard /api/pacing /api/campaigns /api/ctr /metrics /debug/pprof/\n")
+		fmt.Fprint(w, "rtb admin: /dashboard /api/pacing /api/campaigns /api/ctr /metrics /debug/pprof/ (POST /api/explain)\n")
 	})
 	return mux
 }

@@ -254,11 +254,50 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestConformanceAttributes: the sample creatives declare no attributes, so battr cannot exclude one
+// of them; here the highest bidder's creative has attribute 14 (windows dialog or alert style, which
+// the 2.5 mobile example blocks) and must give way to the next one wherever it is blocked.
+func TestConformanceAttributes(t *testing.T) {
+	set, err := campaign.Parse([]byte(`campaigns:
+  - id: alert-style
+    advertiser_domain: loud.example
+    categories: [IAB22]
+    creatives:
+      - {id: loud, type: banner, w: 728, h: 90, html: '<a href="{{CLICK_URL}}">!</a>', landing_url: 'https://loud.example/', attributes: [14]}
+    bid: {type: fixed_cpm, cpm: 5, max_bid: 5}
+    budget: {daily: 10}
+  - id: plain
+    advertiser_domain: calm.example
+    categories: [IAB22]
+    creatives:
+      - {id: calm, type: banner, w: 728, h: 90, html: '<a href="{{CLICK_URL}}">.</a>', landing_url: 'https://calm.example/', attributes: [1]}
+    bid: {type: fixed_cpm, cpm: 1, max_bid: 1}
+    budget: {daily: 10}
+`), "attributes.yaml", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"v25-app", "v26-app", "v26-spec-app"} {
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(filepath.Join("openrtb/testdata/requests", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkClassWith(t, set, body, nil, classBid, "")
+		})
+	}
+}
+
 // checkClass posts body through a fasthttp server configured as rtb serve configures it, with the
 // sample campaigns, and checks that the answer is of class, with want in the reason of a refusal.
 func checkClass(t *testing.T, body []byte, headers []string, class, want string) {
 	t.Helper()
-	b, _ := newTestBidder(t, campaign.Samples(), nil)
+	checkClassWith(t, campaign.Samples(), body, headers, class, want)
+}
+
+func checkClassWith(t *testing.T, set *campaign.Set, body []byte, headers []string, class, want string) {
+	t.Helper()
+	b, _ := newTestBidder(t, set, nil)
 	status, respHeader, resp := postOverHTTP(t, b, body, headers)
 	switch class {
 	case classBid:

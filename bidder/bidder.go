@@ -328,7 +328,9 @@ func (b *Bidder) serve(ctx *fasthttp.RequestCtx, s *scratch, start time.Time) st
 	}
 
 	budget := b.cfg.Budget
-	if req.TMax > 0 {
+	// A tmax that cannot shorten the budget is left alone before it is multiplied: the decoder
+	// saturates a huge one (1e30) at MaxInt64, whose nanoseconds would wrap negative.
+	if req.TMax > 0 && req.TMax <= int64((budget+b.cfg.NetworkAllowance)/time.Millisecond) {
 		budget = min(budget, time.Duration(req.TMax)*time.Millisecond-b.cfg.NetworkAllowance)
 	}
 	deadline := start.Add(budget)

@@ -27,11 +27,12 @@ const (
 	ReasonNegativeFloor     Reason = "negative_floor"
 	ReasonMultipleInventory Reason = "multiple_inventory"
 	ReasonDealMissingID     Reason = "deal_missing_id"
+	ReasonDuplicateKey      Reason = "duplicate_key"
 )
 
 // Reasons lists every Reason, so that metrics can be pre-registered with all label values.
 var Reasons = []Reason{ReasonNotJSON, ReasonEmptyBody, ReasonMissingID, ReasonNoImp, ReasonTooManyImps,
-	ReasonImpMissingID, ReasonDuplicateImpID, ReasonImpNoMedia, ReasonNegativeFloor, ReasonMultipleInventory, ReasonDealMissingID}
+	ReasonImpMissingID, ReasonDuplicateImpID, ReasonImpNoMedia, ReasonNegativeFloor, ReasonMultipleInventory, ReasonDealMissingID, ReasonDuplicateKey}
 
 // Error is a refusal of a request: Reason is the bounded label, Msg the one-line text for the exchange.
 type Error struct {
@@ -77,6 +78,10 @@ func (d *Decoder) Decode(body []byte, r *BidRequest) error {
 	}
 	s := scanner{b: body, a: r.mem}
 	if err := s.document(requestPlan, unsafe.Pointer(r)); err != nil {
+		var dup *duplicateKeyError
+		if errors.As(err, &dup) {
+			return refuse(ReasonDuplicateKey, "not a valid OpenRTB bid request: %s", oneLine(err.Error(), 160))
+		}
 		return refuse(ReasonNotJSON, "not a valid OpenRTB JSON bid request: %s", oneLine(err.Error(), 160))
 	}
 	return r.Validate()

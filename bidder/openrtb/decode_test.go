@@ -21,7 +21,8 @@ func TestDecodeRefusals(t *testing.T) {
 		{"not json", "hello", ReasonNotJSON, "not a valid OpenRTB JSON"},
 		{"truncated", `{"id":"r1","imp":[{"id":"1"`, ReasonNotJSON, "not a valid OpenRTB JSON"},
 		{"array", `[1,2]`, ReasonNotJSON, "not a valid OpenRTB JSON"},
-		{"wrong type", `{"id":"r1","imp":[{"id":"1","banner":{"w":"300"}}]}`, ReasonNotJSON, "not a valid OpenRTB JSON"},
+		{"wrong type", `{"id":"r1","imp":[{"id":"1","banner":{"w":"wide"}}]}`, ReasonNotJSON, "not a valid OpenRTB JSON"},
+		{"duplicate key", `{"id":"r1","imp":[{"id":"1","banner":{},"bidfloor":9,"bidfloor":0}]}`, ReasonDuplicateKey, `duplicate key "bidfloor" at byte 53`},
 		{"missing id", `{"imp":[{"id":"1","banner":{}}]}`, ReasonMissingID, "request id is missing"},
 		{"empty id", `{"id":"","imp":[{"id":"1","banner":{}}]}`, ReasonMissingID, "request id is missing"},
 		{"no imp", `{"id":"r1"}`, ReasonNoImp, `request "r1" has no imp`},
@@ -199,9 +200,9 @@ func TestIABExamplesDecode(t *testing.T) {
 
 func TestRefusalMessages(t *testing.T) {
 	for body, want := range map[string]string{
-		"nope":                        "not a valid OpenRTB JSON bid request: invalid char at byte 1",
-		`{"id":"r","imp":[{"id":1}]}`: "not a valid OpenRTB JSON bid request: value at byte 23 has the wrong type (want string)",
-		`{"id":"r","imp":[{"id":"1","banner":{}}]} x`: "not a valid OpenRTB JSON bid request: invalid char at byte 42",
+		"nope": "not a valid OpenRTB JSON bid request: invalid char at byte 1",
+		`{"id":"r","imp":[{"id":"1","banner":{"mimes":[1]}}]}`: "not a valid OpenRTB JSON bid request: value at byte 46 has the wrong type (want string)",
+		`{"id":"r","imp":[{"id":"1","banner":{}}]} x`:          "not a valid OpenRTB JSON bid request: invalid char at byte 42",
 	} {
 		err := Decode([]byte(body), new(BidRequest))
 		if err == nil || err.Error() != want {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"unicode/utf8"
@@ -20,6 +22,21 @@ import (
 // what sonic, the decoder it replaced, made of it whenever sonic accepts it too.
 func FuzzDecode(f *testing.F) {
 	for _, b := range sampleRequests(f) {
+		f.Add(b)
+	}
+	// The conformance corpus: exchange captures and hostile cases, each a known answer.
+	corpus, err := filepath.Glob("testdata/conformance/*")
+	if err != nil || len(corpus) < 50 {
+		f.Fatalf("conformance corpus: %d files (%v)", len(corpus), err)
+	}
+	for _, name := range corpus {
+		if filepath.Ext(name) == ".md" {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
 		f.Add(b)
 	}
 	f.Add([]byte(minimal))

@@ -31,6 +31,9 @@ const (
 	kStruct
 	kPtrStruct
 	kStructs
+	kID       // a string that exchanges also send as a number (ids): the number's text is kept
+	kKeywords // a string that exchanges also send as an array of strings (Smaato): joined with ","
+	kIntList  // an int that exchanges also send as an array (Fyber's video.protocol): see field.list
 )
 
 type field struct {
@@ -38,8 +41,19 @@ type field struct {
 	name string
 	off  uintptr
 	kind kind
+	idx  uint8 // the field's index in its plan, for the set of keys an object has seen
 	sub  *plan // the element or pointee type of struct kinds
+	list int   // kIntList: from this field to the []int an array of it is appended to
 }
+
+// maxFields is the most fields a model type may have: objects track the keys they have seen in a
+// two-word bit set (Video, the largest, has 38).
+const maxFields = 128
+
+// intLists are the integer fields exchanges also send as an array, and the list field of the same
+// struct such an array belongs in: Video.protocol is the 2.2 single protocol, which Fyber sends as
+// "protocol":[3].
+var intLists = map[string]string{"Video.Protocol": "Protocols"}
 
 type plan struct {
 	typ    reflect.Type
@@ -210,11 +224,21 @@ func planOf(t reflect.Type) *plan {
 		if name == "" {
 			name = sf.Name
 		}
-		f := field{name: name, off: sf.Offset}
+		f := field{name: name, off: sf.Offset, idx: uint8(len(p.fields))}
 		ft := sf.Type
 		switch {
+		case ft.Kind() == reflect.String && (name == "id" || strings.HasSuffix(name, "id")):
+			f.kind = kID
+		case ft.Kind() == reflect.String && name == "keywords":
+			f.kind = kKeywords
 		case ft.Kind() == reflect.String:
 			f.kind = kString
+		case ft.Kind() == reflect.Int && intLists[t.Name()+"."+sf.Name] != "":
+			lf, ok := t.FieldByName(intLists[t.Name()+"."+sf.Name])
+			if !ok || lf.Type != reflect.TypeFor[[]int]() {
+				panic(fmt.Sprintf("openrtb: %s.%s: no []int field %s for its arrays", t.Name(), sf.Name, intLists[t.Name()+"."+sf.Name]))
+			}
+			f.kind, f.list = kIntList, int(lf.Offset)-int(sf.Offset)
 		case ft.Kind() == reflect.Int8:
 			f.kind = kInt8
 		case ft.Kind() == reflect.Int:
@@ -255,6 +279,9 @@ func planOf(t reflect.Type) *plan {
 			p.keep = append(p.keep, sf.Offset)
 		}
 		p.fields = append(p.fields, f)
+	}
+	if len(p.fields) > maxFields {
+		panic(fmt.Sprintf("openrtb: %s has more fields than an object's set of seen keys holds", t.Name()))
 	}
 	p.index()
 	if p.zero = zeroers[t]; p.zero == nil {

@@ -34,11 +34,26 @@ func (e *typeError) Error() string {
 	return fmt.Sprintf("value at byte %d has the wrong type (want %s)", e.pos, e.want)
 }
 
+// duplicateKeyError is an object that names one of the model's fields twice: JSON leaves what that
+// means to each decoder (RFC 8259 §4), so the exchange, its validators and we could read different
+// requests (two floors, two ids) from the same bytes.
+type duplicateKeyError struct {
+	pos int
+	key string
+}
+
+func (e *duplicateKeyError) Error() string {
+	return fmt.Sprintf("duplicate key %q at byte %d", e.key, e.pos)
+}
+
 // scanner decodes one JSON document. It is strict JSON (RFC 8259): no NaN or Infinity, no leading
 // zeros, no control characters or invalid UTF-8 in strings, no unknown escapes, nothing after the
-// value; and lenient where OpenRTB needs it: unknown fields are skipped, integers may be written as
-// integral numbers (300.0), and integers beyond a field's range saturate rather than refuse the
-// request (exchange-specific enum values are legal; code reads them as unknown).
+// value, no field of the model named twice in an object; and lenient where OpenRTB needs it or real
+// exchanges send otherwise (README, "Lenient where real exchanges are"): unknown fields are skipped,
+// integers may be written as integral numbers (300.0), integers beyond a field's range saturate
+// rather than refuse the request (exchange-specific enum values are legal; code reads them as
+// unknown), a number may be written as a string holding exactly a JSON number ("728"; "" is
+// absent), ids may be numbers, keywords an array of strings, and video.protocol an array.
 type scanner struct {
 	b []byte
 	i int
@@ -100,8 +115,8 @@ func (s *scanner) document(p *plan, ptr unsafe.Pointer) error {
 	return nil
 }
 
-// object decodes the object at s.i into the struct of plan p at ptr, skipping unknown keys. Keys
-// repeated decode again into the same field, the last value winning (as encoding/json does).
+// object decodes the object at s.i into the struct of plan p at ptr, skipping unknown keys. A field
+// named twice is refused; unknown keys (ext among them, kept raw) are not checked for repeats.
 func (s *scanner) object(p *plan, ptr unsafe.Pointer, depth int) error {
 	if depth > MaxDepth {
 		return s.syntax("nesting deeper than " + strconv.Itoa(MaxDepth))
@@ -112,10 +127,12 @@ func (s *scanner) object(p *plan, ptr unsafe.Pointer, depth int) error {
 		s.i++
 		return nil
 	}
+	var seen [maxFields / 64]uint64
 	for {
 		if s.peek() != '"' {
 			return s.syntax("invalid char")
 		}
+		at := s.i
 		key, w, err := s.key()
 		if err != nil {
 			return err
@@ -124,6 +141,11 @@ func (s *scanner) object(p *plan, ptr unsafe.Pointer, depth int) error {
 			return err
 		}
 		if f := p.lookup(key, w); f != nil {
+			bit := uint64(1) << (f.idx & 63)
+			if seen[f.idx>>6]&bit != 0 {
+				return &duplicateKeyError{pos: at, key: f.name}
+			}
+			seen[f.idx>>6] |= bit
 			err = s.field(f, unsafe.Add(ptr, f.off), depth)
 		} else {
 			err = s.skip(depth)
@@ -163,6 +185,13 @@ func (s *scanner) field(f *field, p unsafe.Pointer, depth int) error {
 		}
 		return nil
 	}
+	if f.kind >= kInt8 && f.kind <= kPtrInt64 || f.kind == kIntList {
+		if len(s.b)-s.i >= 2 && s.b[s.i] == '"' && s.b[s.i+1] == '"' {
+			// An empty string for a number says no more than an absent field: left as it is.
+			s.i += 2
+			return nil
+		}
+	}
 	switch f.kind {
 	case kString:
 		v, err := s.str()
@@ -170,6 +199,39 @@ func (s *scanner) field(f *field, p unsafe.Pointer, depth int) error {
 			return err
 		}
 		*(*string)(p) = v
+	case kID:
+		if c := s.peek(); c == '-' || (c >= '0' && c <= '9') {
+			// The number's text, every digit of it: ids beyond 2^53 must not round as floats would.
+			start := s.i
+			if _, err := s.number(); err != nil {
+				return err
+			}
+			*(*string)(p) = unsafe.String(&s.b[start], s.i-start)
+			return nil
+		}
+		v, err := s.str()
+		if err != nil {
+			return err
+		}
+		*(*string)(p) = v
+	case kKeywords:
+		if s.peek() == '[' {
+			return s.keywords((*string)(p), depth)
+		}
+		v, err := s.str()
+		if err != nil {
+			return err
+		}
+		*(*string)(p) = v
+	case kIntList:
+		if s.peek() == '[' {
+			return s.appendInts((*[]int)(unsafe.Add(p, f.list)), depth)
+		}
+		v, err := s.integer()
+		if err != nil {
+			return err
+		}
+		*(*int)(p) = int(v)
 	case kInt8:
 		v, err := s.integer()
 		if err != nil {
@@ -327,6 +389,57 @@ func (s *scanner) ints(dst *[]int, depth int) error {
 	})
 	*dst = out
 	return err
+}
+
+// appendInts appends an array of integers to dst, for a field whose arrays belong in another.
+func (s *scanner) appendInts(dst *[]int, depth int) error {
+	out := *dst
+	err := s.array(depth, "array", func() error {
+		if s.null() {
+			return nil
+		}
+		v, err := s.integer()
+		out = append(out, int(v))
+		return err
+	})
+	*dst = out
+	return err
+}
+
+// keywords reads an array of strings into one string, its elements joined with commas (what the
+// field holds when it is a string), in the arena.
+func (s *scanner) keywords(dst *string, depth int) error {
+	mark := len(s.a.buf)
+	err := s.array(depth, "array", func() error {
+		if s.null() {
+			return nil
+		}
+		if s.peek() != '"' {
+			return s.wrongType("string", depth+1)
+		}
+		start, esc, err := s.scanString()
+		if err != nil {
+			return err
+		}
+		if len(s.a.buf) > mark {
+			s.a.buf = append(s.a.buf, ',')
+		}
+		if esc {
+			s.a.buf = unescape(s.a.buf, s.b[start:s.i-1])
+		} else {
+			s.a.buf = append(s.a.buf, s.b[start:s.i-1]...)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(s.a.buf) == mark {
+		*dst = ""
+	} else {
+		*dst = unsafe.String(&s.a.buf[mark], len(s.a.buf)-mark)
+	}
+	return nil
 }
 
 func (s *scanner) int64s(dst *[]int64, depth int) error {
@@ -499,6 +612,14 @@ func (s *scanner) number() (plain bool, err error) {
 func (s *scanner) integer() (int64, error) {
 	start := s.i
 	c := s.peek()
+	if c == '"' {
+		t, empty, err := s.quoted("integer")
+		if err != nil || empty {
+			return 0, err
+		}
+		v, err := t.integer()
+		return v, t.whole(err, start, "integer")
+	}
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, s.wrongType("integer", 0)
 	}
@@ -551,6 +672,14 @@ func sat8(v int64) int8 {
 func (s *scanner) float() (float64, error) {
 	start := s.i
 	c := s.peek()
+	if c == '"' {
+		t, empty, err := s.quoted("number")
+		if err != nil || empty {
+			return 0, err
+		}
+		v, err := t.float()
+		return v, t.whole(err, start, "number")
+	}
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, s.wrongType("number", 0)
 	}
@@ -562,6 +691,32 @@ func (s *scanner) float() (float64, error) {
 		return 0, &syntaxError{pos: start, msg: "number out of range"}
 	}
 	return f, nil
+}
+
+// quoted reads a number written as a string, as some exchanges write numbers ("w":"728",
+// "secure":"1"): it returns a scanner over the string's content, which the caller must read in full
+// as a number; nil for "", which says as much as an absent field. Only the number itself may be in
+// the string: no escapes, no white space, nothing JSON would not take as a number.
+func (s *scanner) quoted(want string) (t scanner, empty bool, err error) {
+	start := s.i
+	from, esc, err := s.scanString()
+	if err != nil {
+		return t, false, err
+	}
+	if esc {
+		return t, false, &typeError{pos: start, want: want}
+	}
+	t.b = s.b[from : s.i-1]
+	return t, len(t.b) == 0, nil
+}
+
+// whole is the error of reading a quoted number (at pos) with t: the read's, or that it left some of
+// the string unread.
+func (t *scanner) whole(err error, pos int, want string) error {
+	if err != nil || t.i != len(t.b) {
+		return &typeError{pos: pos, want: want}
+	}
+	return nil
 }
 
 // scanString consumes the string at s.i, checking it, and returns the offsets of its content and

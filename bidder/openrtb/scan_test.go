@@ -37,7 +37,19 @@ func TestDecodeRefusesInvalidJSON(t *testing.T) {
 		{"dangling exponent", wrap(`"ext":1e`), "invalid char"},
 		{"float out of range", `{"id":"r","imp":[{"id":"1","banner":{},"bidfloor":1e400}]}`, "number out of range"},
 		{"fractional integer", `{"id":"r","imp":[{"id":"1","banner":{"w":300.5}}]}`, "wrong type (want integer)"},
-		{"string for an integer", `{"id":"r","imp":[{"id":"1","banner":{"w":"300"}}]}`, "wrong type (want integer)"},
+		{"words for an integer", `{"id":"r","imp":[{"id":"1","banner":{"w":"wide"}}]}`, "wrong type (want integer)"},
+		{"quoted number with spaces", `{"id":"r","imp":[{"id":"1","banner":{"w":" 300"}}]}`, "wrong type (want integer)"},
+		{"quoted number with an escape", `{"id":"r","imp":[{"id":"1","banner":{"w":"\u0033"}}]}`, "wrong type (want integer)"},
+		{"quoted NaN", wrap(`"tmax":"NaN"`), "wrong type (want integer)"},
+		{"quoted Infinity for a float", `{"id":"r","imp":[{"id":"1","banner":{},"bidfloor":"Infinity"}]}`, "wrong type (want number)"},
+		{"quoted hex", wrap(`"tmax":"0x10"`), "wrong type (want integer)"},
+		{"quoted fraction for an integer", `{"id":"r","imp":[{"id":"1","banner":{"w":"300.5"}}]}`, "wrong type (want integer)"},
+		{"quoted number out of range", `{"id":"r","imp":[{"id":"1","banner":{},"bidfloor":"1e400"}]}`, "wrong type (want number)"},
+		{"number for a string that is no id", `{"id":"r","imp":[{"id":"1","banner":{"mimes":[1]}}]}`, "wrong type (want string)"},
+		{"bool for an id", `{"id":true,"imp":[{"id":"1","banner":{}}]}`, "wrong type (want string)"},
+		{"invalid number for an id", `{"id":01,"imp":[{"id":"1","banner":{}}]}`, "invalid char"},
+		{"number in keywords", wrap(`"user":{"keywords":["a",1]}`), "wrong type (want string)"},
+		{"object for protocol", `{"id":"r","imp":[{"id":"1","video":{"mimes":[],"protocol":{}}}]}`, "wrong type (want integer)"},
 		{"bool for an integer", wrap(`"test":true`), "wrong type (want integer)"},
 		{"object for a string", `{"id":{},"imp":[]}`, "wrong type (want string)"},
 		{"array for an object", wrap(`"site":[]`), "wrong type (want object)"},
@@ -161,9 +173,44 @@ func TestDecodeLenient(t *testing.T) {
 				t.Errorf("%+v %+v", r, imp)
 			}
 		}},
-		{"later duplicate wins", `{"id":"a","id":"b","imp":[{"id":"x","banner":{}}],"imp":[{"id":"1","video":{"mimes":["video/mp4"]}}],"bcat":["a","b"],"bcat":["c"]}`, func(t *testing.T, r *BidRequest) {
-			if r.ID != "b" || len(r.Imp) != 1 || r.Imp[0].ID != "1" || r.Imp[0].Banner != nil || len(r.BCat) != 1 || r.BCat[0] != "c" {
+		{"duplicate unknown keys and duplicates in ext are not checked", wrap(`"x":1,"x":2,"ext":{"a":1,"a":2}`), func(t *testing.T, r *BidRequest) {
+			if string(r.Ext) != `{"a":1,"a":2}` {
+				t.Errorf("ext %s", r.Ext)
+			}
+		}},
+		{"the same key in sibling objects", `{"id":"r","imp":[{"id":"1","banner":{"w":1}},{"id":"2","banner":{"w":2}}],"site":{"id":"s","publisher":{"id":"p"}}}`, func(t *testing.T, r *BidRequest) {
+			if r.Imp[1].Banner.W != 2 || r.Site.Publisher.ID != "p" {
 				t.Errorf("%+v", r)
+			}
+		}},
+		{"numbers as strings", `{"id":"r","imp":[{"id":"1","secure":"1","banner":{"w":"728","h":"90","btype":["1",3],"format":[{"w":"3e2","h":"250.0"}]},"bidfloor":"0.18"}],"site":{"content":{"context":"1"}},"tmax":"120"}`, func(t *testing.T, r *BidRequest) {
+			imp := r.Imp[0]
+			b := imp.Banner
+			if *imp.Secure != 1 || b.W != 728 || b.H != 90 || b.Format[0].W != 300 || b.Format[0].H != 250 || len(b.BType) != 2 || b.BType[0] != 1 ||
+				imp.BidFloor != 0.18 || r.Site.Content.Context != 1 || r.TMax != 120 {
+				t.Errorf("imp %+v banner %+v context %d tmax %d", imp, b, r.Site.Content.Context, r.TMax)
+			}
+		}},
+		{"empty strings for numbers are absent", `{"id":"r","imp":[{"id":"1","secure":"","banner":{"w":300,"wmax":"","hmax":""},"bidfloor":""}],"tmax":""}`, func(t *testing.T, r *BidRequest) {
+			imp := r.Imp[0]
+			if imp.Secure != nil || imp.Banner.WMax != 0 || imp.BidFloor != 0 || r.TMax != 0 {
+				t.Errorf("imp %+v banner %+v tmax %d", imp, imp.Banner, r.TMax)
+			}
+		}},
+		{"numeric ids keep every digit", `{"id":123456789012345678901234567890,"imp":[{"id":1,"tagid":-5,"banner":{}}],"site":{"id":9007199254740993,"publisher":{"id":1.5e3}},"user":{"buyeruid":42}}`, func(t *testing.T, r *BidRequest) {
+			if r.ID != "123456789012345678901234567890" || r.Imp[0].ID != "1" || r.Imp[0].TagID != "-5" || r.Site.ID != "9007199254740993" || r.Site.Publisher.ID != "1.5e3" || r.User.BuyerUID != "42" {
+				t.Errorf("ids %q %q %q %q %q %q", r.ID, r.Imp[0].ID, r.Imp[0].TagID, r.Site.ID, r.Site.Publisher.ID, r.User.BuyerUID)
+			}
+		}},
+		{"keywords as an array", `{"id":"r","imp":[{"id":"1","banner":{}}],"user":{"keywords":["m_gender:m","a\u00e9",null,"b"]},"site":{"keywords":[],"publisher":{"id":"p"}},"device":{"ua":"k1,k2"}}`, func(t *testing.T, r *BidRequest) {
+			if r.User.Keywords != "m_gender:m,aé,b" || r.Site.Keywords != "" || r.Site.Publisher.ID != "p" {
+				t.Errorf("keywords %q %q %q", r.User.Keywords, r.Site.Keywords, r.Site.Publisher.ID)
+			}
+		}},
+		{"video protocol as an array", `{"id":"r","imp":[{"id":"1","video":{"mimes":[],"protocols":[2],"protocol":[3,null,"7"]}},{"id":"2","video":{"mimes":[],"protocol":3}}]}`, func(t *testing.T, r *BidRequest) {
+			v, w := r.Imp[0].Video, r.Imp[1].Video
+			if !reflect.DeepEqual(v.Protocols, []int{2, 3, 7}) || v.Protocol != 0 || w.Protocol != 3 || len(w.Protocols) != 0 {
+				t.Errorf("protocols %v / %d, %v / %d", v.Protocols, v.Protocol, w.Protocols, w.Protocol)
 			}
 		}},
 		{"whitespace", " \t\n{ \"id\" : \"r\" ,\r\n\"imp\" : [ { \"id\" : \"1\" , \"banner\" : { } } ] } \n", func(t *testing.T, r *BidRequest) {
@@ -298,5 +345,31 @@ func TestDecodeRequestsIndependent(t *testing.T) {
 	}
 	if a.ID != "a" || *a.Imp[0].Secure != 1 || a.Imp[0].Banner.W != 1 || a.Site.ID != "s" || a.Site == b.Site || a.Imp[0].Banner == b.Imp[0].Banner {
 		t.Errorf("a changed by decoding b: %+v", a)
+	}
+}
+
+// A field of the model named twice in one object is refused: which of the two a reader takes is
+// up to each decoder, so the exchange and the bidder could act on different floors, ids or imps.
+func TestDecodeRefusesDuplicateKeys(t *testing.T) {
+	tests := []struct{ name, body, key string }{
+		{"request id", `{"id":"a","id":"b","imp":[{"id":"1","banner":{}}]}`, "id"},
+		{"imp list", `{"id":"r","imp":[{"id":"x","banner":{}}],"imp":[{"id":"1","banner":{}}]}`, "imp"},
+		{"floor", `{"id":"r","imp":[{"id":"1","banner":{},"bidfloor":5,"bidfloor":0.01}]}`, "bidfloor"},
+		{"escaped spelling", `{"id":"r","imp":[{"id":"1","banner":{}}],"bcat":["IAB25"],"b\u0063at":[]}`, "bcat"},
+		{"deep", `{"id":"r","imp":[{"id":"1","banner":{}}],"site":{"publisher":{"id":"p","id":"q"}}}`, "id"},
+		{"null then value", `{"id":"r","imp":[{"id":"1","banner":{}}],"site":null,"site":{}}`, "site"},
+		{"native request", `{"id":"r","imp":[{"id":"1","native":{"request":"{}","request":"{}"}}]}`, "request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := AsError(Decode([]byte(tc.body), new(BidRequest)))
+			if e == nil || e.Reason != ReasonDuplicateKey || !strings.Contains(e.Msg, `duplicate key "`+tc.key+`"`) {
+				t.Fatalf("Decode(%s) = %v, want a duplicate_key refusal naming %q", tc.body, e, tc.key)
+			}
+		})
+	}
+	var n NativeRequest
+	if err := ParseNativeRequest([]byte(`{"ver":"1.2","ver":"1.1","assets":[]}`), &n); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Errorf("native request with a duplicate key: %v", err)
 	}
 }

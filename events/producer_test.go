@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -828,4 +829,66 @@ func TestProducerPublishDoesNotAllocate(t *testing.T) {
 	if v := ptDropped(p, Bid, dropQueueFull); v != 0 {
 		t.Fatalf("%v dropped: the measurement took the drop path", v)
 	}
+}
+
+// A notice may be acknowledged to the exchange only once its event is durable: PublishDurable
+// returns when Kafka has the event (readable at once), or, with Kafka down, when the spill has it
+// on disk; never sooner, and it says so when it gave up waiting.
+func TestProducerPublishDurable(t *testing.T) {
+	t.Run("kafka up: on Kafka when it returns", func(t *testing.T) {
+		b := startTestBroker(t, "")
+		p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs()})
+		var wg sync.WaitGroup
+		errs := make([]error, 60)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := ptEvent(ptMoneyTypes[i%3], i, fmt.Sprintf("c%d", i)) // concurrent: no order to keep
+				errs[i] = p.PublishDurable(&e, 20*time.Second)
+			}()
+		}
+		wg.Wait()
+		seqs := make([]int, len(errs))
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+			seqs[i] = i
+		}
+		ptWantIDs(t, ptMoneyOnKafka(t, b.Addrs()), seqs)
+	})
+	t.Run("kafka down: in the spill when it returns", func(t *testing.T) {
+		spillDir := t.TempDir()
+		p, _ := ptProducer(t, ProducerConfig{Brokers: []string{ptFreeAddr(t)}, SpillDir: spillDir, WriteTimeout: time.Second})
+		for i := range 3 {
+			e := ptEvent(Bill, i, "c1")
+			if err := p.PublishDurable(&e, 20*time.Second); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+			data, err := os.ReadFile(filepath.Join(spillDir, spillFileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte(e.ID)) {
+				t.Fatalf("event %d acknowledged but not in the spill file", i)
+			}
+		}
+	})
+	t.Run("kafka not answering: gives up waiting, says so", func(t *testing.T) {
+		p, _ := ptProducer(t, ProducerConfig{Brokers: []string{ptBlackHole(t)}, WriteTimeout: 4 * time.Second})
+		e := ptEvent(Bill, 1, "c1")
+		if err := p.PublishDurable(&e, 100*time.Millisecond); !errors.Is(err, ErrNotDurable) {
+			t.Fatalf("PublishDurable = %v, want ErrNotDurable", err)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		b := startTestBroker(t, "")
+		p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs()})
+		p.Close(context.Background())
+		e := ptEvent(Bill, 1, "c1")
+		if err := p.PublishDurable(&e, time.Second); !errors.Is(err, ErrProducerClosed) {
+			t.Fatalf("PublishDurable after Close = %v, want ErrProducerClosed", err)
+		}
+	})
 }

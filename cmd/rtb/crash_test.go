@@ -292,6 +292,15 @@ func TestCrashesLoseNoBill(t *testing.T) {
 			"--admin", pacerAdmin, "--data-dir", pacerDir, "--shading-interval", "0")
 	}
 	bd, pc := startBidder(), startPacer()
+	// The wiring too: the exchange port of the real binary serves nothing of its admin port.
+	for _, p := range []string{"/metrics", "/api/campaigns", "/api/pacing", "/api/ctr", "/dashboard", "/debug/pprof/", "/debug/pprof/heap"} {
+		if status, _ := get("http://" + listen + p); status != 404 {
+			t.Errorf("GET %s on the exchange port: %d, want 404", p, status)
+		}
+		if status, _ := get("http://" + admin + p); status != 200 {
+			t.Errorf("GET %s on the admin port: %d, want 200", p, status)
+		}
+	}
 
 	x := newExchange(t, listen, key)
 	x.run(8)

@@ -21,6 +21,21 @@ type Publisher interface {
 	Publish(e *events.Event)
 }
 
+// DurablePublisher is a Publisher that can also say when a money event is durable (the events
+// producer: acknowledged by Kafka or fsynced into its spill). When Events is one, a win, bill or
+// impression notice is answered only once its event is durable, so that a bidder killed right
+// after answering cannot lose money the exchange counts as notified; a notice whose event is not
+// durable within noticeDurableWait gets 503, and the exchange's retry carries the same event id.
+type DurablePublisher interface {
+	Publisher
+	PublishDurable(e *events.Event, timeout time.Duration) error
+}
+
+// noticeDurableWait bounds how long a money notice waits for its event to be durable. It is
+// longer than the producer's Kafka write timeout (5 s): the first write of an outage fails only
+// after it, and then the event goes to the spill within an fsync.
+const noticeDurableWait = 10 * time.Second
+
 // Results of a notice; each is a value of the result label.
 const (
 	noticeOK          = "ok"
@@ -111,7 +126,15 @@ func (b *Bidder) notice(ctx *fasthttp.RequestCtx, typ events.Type) string {
 		ctx.Redirect(target, fasthttp.StatusFound)
 		return noticeOK
 	}
-	b.cfg.Events.Publish(&e)
+	if dp, ok := b.cfg.Events.(DurablePublisher); ok && typ.Money() {
+		if err := dp.PublishDurable(&e, noticeDurableWait); err != nil {
+			ctx.Response.Header.Set("Retry-After", "1")
+			ctx.Error("notice not recorded yet: retry\n", fasthttp.StatusServiceUnavailable)
+			return noticeUnavailable
+		}
+	} else {
+		b.cfg.Events.Publish(&e)
+	}
 	if typ == events.Imp {
 		ctx.Response.Header.Set("Cache-Control", "no-store, max-age=0")
 		ctx.SetContentType("image/gif")

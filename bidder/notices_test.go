@@ -246,3 +246,64 @@ func TestSampledBidEvents(t *testing.T) {
 		t.Errorf("bid events published at sample rate 0: %d", len(evs))
 	}
 }
+
+// durableRecorder is a DurablePublisher whose money events become durable or not as told.
+type durableRecorder struct {
+	recorder
+	err     error
+	durable []events.Type // the types that went through PublishDurable
+}
+
+func (r *durableRecorder) PublishDurable(e *events.Event, _ time.Duration) error {
+	r.mu.Lock()
+	r.durable = append(r.durable, e.Type)
+	r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.Publish(e)
+	return nil
+}
+
+// A win, bill or impression is answered 2xx only once its event is durable; when it is not, the
+// exchange gets 503 (and retries with the same event id) instead of an acknowledgement a crash
+// could turn into lost money.
+func TestMoneyNoticesAnsweredOnlyWhenDurable(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		status  map[events.Type]int
+		durable []events.Type
+	}{
+		{"durable", nil, map[events.Type]int{events.Win: 200, events.Bill: 200, events.Imp: 200, events.Click: 302, events.Loss: 200},
+			[]events.Type{events.Win, events.Bill, events.Imp}},
+		{"not durable in time", events.ErrNotDurable, map[events.Type]int{events.Win: 503, events.Bill: 503, events.Imp: 503, events.Click: 302, events.Loss: 200},
+			[]events.Type{events.Win, events.Bill, events.Imp}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &durableRecorder{err: tc.err}
+			b, _ := newTestBidder(t, campaign.Samples(), func(c *Config) { c.Events = rec })
+			u := bidOn(t, b, exampleRequests(t)["v25-banner"], "/openrtb2/bid")
+			price := map[string]string{"AUCTION_PRICE": "1.5"}
+			for _, n := range []struct {
+				typ events.Type
+				uri string
+			}{
+				{events.Win, path(t, u.nurl, price)}, {events.Bill, path(t, u.burl, price)}, {events.Imp, path(t, u.imp, nil)},
+				{events.Click, path(t, u.click, nil)}, {events.Loss, path(t, u.lurl, map[string]string{"AUCTION_LOSS": "102", "AUCTION_MIN_TO_WIN": "2"})},
+			} {
+				before := testutil.ToFloat64(b.m.notices[n.typ][noticeUnavailable])
+				r := do(b, "GET", n.uri, nil)
+				if r.status != tc.status[n.typ] {
+					t.Errorf("%s: status %d (%s), want %d", n.typ, r.status, r.body, tc.status[n.typ])
+				}
+				if got := testutil.ToFloat64(b.m.notices[n.typ][noticeUnavailable]) - before; (r.status == 503) != (got == 1) {
+					t.Errorf("%s: rtb_notices_total{result=unavailable} moved by %v for status %d", n.typ, got, r.status)
+				}
+			}
+			if !slices.Equal(rec.durable, tc.durable) {
+				t.Errorf("waited for durability of %v, want %v", rec.durable, tc.durable)
+			}
+		})
+	}
+}

@@ -155,6 +155,14 @@ func checkGroupMember(kind string, nilHandler bool, group string, topics, broker
 	return nil
 }
 
+// NewChecker is a consumer that only dead-letters: it reads topics no other consumer group reads
+// (rtb.impressions and rtb.clicks are read by every bidder's follower, which can only skip what it
+// cannot read, and would each do so again on every start), so that a poison message on them still
+// ends in TopicDLQ with its reason, once per cluster. Its events change nothing.
+func NewChecker(cfg ConsumerConfig) (*Consumer, error) {
+	return NewConsumer(cfg, func(context.Context, *Event) error { return nil })
+}
+
 // NewConsumer checks cfg and registers the consumer's metrics; Run does the work.
 func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 	if err := checkGroupMember("consumer", h == nil, cfg.Group, cfg.Topics, cfg.Brokers); err != nil {

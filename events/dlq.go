@@ -18,7 +18,15 @@ const (
 	HeaderDLQOffset    = "rtb-dlq-offset"    // decimal
 	HeaderDLQGroup     = "rtb-dlq-group"     // the consumer group that refused it
 	HeaderDLQTime      = "rtb-dlq-time"      // when, RFC 3339 UTC
+	// HeaderDLQTruncated is the original size in bytes (decimal) of a value cut to maxDLQValue.
+	HeaderDLQTruncated = "rtb-dlq-truncated"
 )
+
+// maxDLQValue bounds the value a dead letter keeps. A topic may take larger messages than
+// rtb.dlq does (a cluster's max.message.bytes is per topic): a letter the DLQ refuses would block
+// its consumer on that message for good, so a larger value keeps only its start, which is what a
+// person reading the DLQ needs to recognise it.
+const maxDLQValue = 256 << 10
 
 // maxDLQErrorLen bounds the error header: a decoder's message can quote the input at length.
 const maxDLQErrorLen = 1024
@@ -33,7 +41,7 @@ func deadLetter(m kafka.Message, group string, cause error, now time.Time) kafka
 		}
 		text = text[:cut] + "…"
 	}
-	headers := make([]kafka.Header, 0, len(m.Headers)+6)
+	headers := make([]kafka.Header, 0, len(m.Headers)+7)
 	headers = append(headers, m.Headers...)
 	headers = append(headers,
 		kafka.Header{Key: HeaderDLQError, Value: []byte(text)},
@@ -43,7 +51,12 @@ func deadLetter(m kafka.Message, group string, cause error, now time.Time) kafka
 		kafka.Header{Key: HeaderDLQGroup, Value: []byte(group)},
 		kafka.Header{Key: HeaderDLQTime, Value: now.UTC().AppendFormat(nil, time.RFC3339Nano)},
 	)
-	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+	value := m.Value
+	if len(value) > maxDLQValue {
+		headers = append(headers, kafka.Header{Key: HeaderDLQTruncated, Value: strconv.AppendInt(nil, int64(len(value)), 10)})
+		value = value[:maxDLQValue]
+	}
+	return kafka.Message{Key: m.Key, Value: value, Headers: headers}
 }
 
 // newDLQWriter is the writer a consumer sends dead letters with: synchronous (the consumer commits

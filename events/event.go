@@ -175,10 +175,19 @@ var strict = sonic.Config{DisallowUnknownFields: true, CopyString: true}.Froze()
 // ErrVersion is returned for an event of a schema version this code does not read.
 var ErrVersion = errors.New("unknown event schema version")
 
-// Decode reads one event strictly: broken JSON, unknown fields, an unknown version or type, or a
-// missing id, campaign or timestamp are errors (such messages belong in the dead-letter topic).
+// MaxEventBytes is the largest event Decode reads. Events are a few hundred bytes and a traffic
+// report is split past 512 KB; anything larger was not written by rtb (a well-formed bill with a
+// megabyte of request id would otherwise count as spend) and goes to the dead-letter topic.
+const MaxEventBytes = 1 << 20
+
+// Decode reads one event strictly: broken JSON, unknown fields, an unknown version or type, a
+// missing id, campaign or timestamp, or more than MaxEventBytes are errors (such messages belong in
+// the dead-letter topic).
 func Decode(data []byte) (Event, error) {
 	var e Event
+	if len(data) > MaxEventBytes {
+		return Event{}, fmt.Errorf("event of %d bytes: more than the %d an event may take", len(data), MaxEventBytes)
+	}
 	data = bytes.TrimSpace(data)
 	if err := strict.Unmarshal(data, &e); err != nil {
 		return Event{}, fmt.Errorf("decode event: %w", err)

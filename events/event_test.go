@@ -157,6 +157,7 @@ func TestEventDecodeRefusals(t *testing.T) {
 		{"no type", with("type", nil), "unknown type"},
 		{"string amount", with("price_micros", "5"), "decode event"},
 		{"fractional amount", with("price_micros", 1.5), "decode event"},
+		{"well-formed but 2 MB", with("request_id", strings.Repeat("r", 2<<20)), "bytes"},
 	} {
 		e, err := Decode([]byte(c.in))
 		if err == nil {

@@ -180,6 +180,7 @@ type Producer struct {
 	replayStart  time.Time
 	replayedRun  int
 	spillFailing bool
+	spillWaiters []*prodWaiter // of records in the spill buffer: told when flushSpill makes them durable
 	spillLogAt   time.Time
 	queueFullLog bool
 	endsKnown    bool
@@ -204,9 +205,38 @@ type prodRecord struct {
 	buf   []byte
 	klen  int
 	topic uint8
-	part  int32 // partition of the last write attempt, -1 before one (set by prodBalancer)
-	floor int64 // lowest offset where an unanswered attempt may have landed, -1 if none may have
+	part  int32       // partition of the last write attempt, -1 before one (set by prodBalancer)
+	floor int64       // lowest offset where an unanswered attempt may have landed, -1 if none may have
+	wait  *prodWaiter // told when the event is durable (PublishDurable); nil for Publish
 }
+
+// prodWaiter carries the one answer a PublishDurable caller waits for: nil once Kafka acknowledged
+// the event or the spill fsynced it, else why neither will happen. Pooled; the caller returns it
+// after reading the answer, and abandons it (to the garbage collector) when it stops waiting.
+type prodWaiter struct{ ch chan error }
+
+var prodWaiters = sync.Pool{New: func() any { return &prodWaiter{ch: make(chan error, 1)} }}
+
+var prodTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// durable tells the record's waiter, if any, how its event ended.
+func (r *prodRecord) durable(err error) {
+	if r.wait != nil {
+		r.wait.ch <- err
+		r.wait = nil
+	}
+}
+
+// ErrNotDurable is what PublishDurable returns when the event was not made durable in time: it may
+// still be, later (the caller answers "retry" and the retry carries the same event id).
+var ErrNotDurable = errors.New("event not yet durable")
+
+// ErrProducerClosed is what PublishDurable returns after Close.
+var ErrProducerClosed = errors.New("events producer closed")
 
 func (r *prodRecord) key() []byte   { return r.buf[:r.klen:r.klen] }
 func (r *prodRecord) value() []byte { return r.buf[r.klen:] }
@@ -397,31 +427,68 @@ func (b *prodBalancer) Balance(msg kafka.Message, partitions ...int) int {
 // Money events (win, bill, imp) are never dropped: when they cannot go to Kafka they go to the
 // spill. Other events are dropped, and counted in rtb_events_dropped_total, when the queue is full
 // or Kafka is down. Publish after Close drops the event (counted, reason "closed").
-func (p *Producer) Publish(e *Event) {
+func (p *Producer) Publish(e *Event) { p.publish(e, nil) }
+
+// PublishDurable publishes a money event (win, bill, imp) as Publish does and waits until it is
+// durable: acknowledged by Kafka (acks from all in-sync replicas) or fsynced into the spill. Only
+// then may the notice behind it be acknowledged to the exchange, or a crash of this process could
+// lose a bill the exchange counts as delivered. It returns ErrNotDurable when timeout passed first
+// (the event may still become durable: a retry of the notice has the same id, consumers count it
+// once) and ErrProducerClosed after Close. Other events are published as by Publish and return nil
+// at once: nothing waits for them.
+func (p *Producer) PublishDurable(e *Event, timeout time.Duration) error {
+	if !e.Type.Money() {
+		p.Publish(e)
+		return nil
+	}
+	w := prodWaiters.Get().(*prodWaiter)
+	if !p.publish(e, w) {
+		prodWaiters.Put(w)
+		return ErrProducerClosed
+	}
+	t := prodTimers.Get().(*time.Timer)
+	t.Reset(timeout)
+	defer func() {
+		t.Stop()
+		prodTimers.Put(t)
+	}()
+	select {
+	case err := <-w.ch:
+		prodWaiters.Put(w)
+		return err
+	case <-t.C:
+		return ErrNotDurable // w still gets its answer; nobody reads it
+	}
+}
+
+// publish queues e, with w to be told when it is durable (money only), and reports whether it
+// was queued.
+func (p *Producer) publish(e *Event, w *prodWaiter) bool {
 	ti := prodTopicIndex(e.Type)
 	if ti < 0 {
 		p.m.dropped[prodNumTopics][dropInvalid].Inc()
 		p.invalidDrops.Add(1)
-		return
+		return false
 	}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
 		p.m.dropped[ti][dropClosed].Inc()
 		p.droppedAfterClose(e)
-		return
+		return false
 	}
 	r := p.pool.Get().(*prodRecord)
 	r.buf = append(r.buf[:0], e.CampaignID...)
 	r.klen = len(r.buf)
 	r.buf = e.AppendJSON(r.buf)
-	r.topic, r.part, r.floor = uint8(ti), -1, -1
+	r.topic, r.part, r.floor, r.wait = uint8(ti), -1, -1, nil
 	if e.Type.Money() {
+		r.wait = w
 		if !p.ovActive.Load() {
 			select {
 			case p.moneyCh <- r:
 				p.mu.RUnlock()
-				return
+				return true
 			default:
 			}
 		}
@@ -436,7 +503,7 @@ func (p *Producer) Publish(e *Event) {
 		default:
 		}
 		p.mu.RUnlock()
-		return
+		return true
 	}
 	select {
 	case p.otherCh <- r:
@@ -446,6 +513,7 @@ func (p *Producer) Publish(e *Event) {
 		p.pool.Put(r)
 	}
 	p.mu.RUnlock()
+	return true
 }
 
 // droppedAfterClose logs, at most once a second, an event published after Close: a shutdown
@@ -504,6 +572,10 @@ func (p *Producer) close(ctx context.Context) error {
 		}
 		errs = append(errs, fmt.Errorf("events producer: %d money events lost: neither Kafka nor the spill took them", n))
 	}
+	for _, w := range p.spillWaiters {
+		w.ch <- errors.New("events producer closed: neither Kafka nor the spill took the event")
+	}
+	p.spillWaiters = nil
 	if err := p.spill.close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -724,6 +796,7 @@ func (p *Producer) sendMoney(batch []*prodRecord, failed []bool) {
 	for i, r := range batch {
 		if !failed[i] {
 			acked[r.topic]++
+			r.durable(nil)
 			p.recycle(r)
 			continue
 		}
@@ -756,6 +829,10 @@ func (p *Producer) spillAdd(r *prodRecord, recycle bool) {
 	}
 	p.spill.add(prodTopics[r.topic], flags, r.part, r.floor, r.key(), r.value())
 	p.spillPending[r.topic]++
+	if r.wait != nil {
+		p.spillWaiters = append(p.spillWaiters, r.wait)
+		r.wait = nil
+	}
 	if recycle {
 		p.recycle(r)
 	}
@@ -787,6 +864,11 @@ func (p *Producer) flushSpill() {
 		p.m.spilled[t].Add(float64(n))
 	}
 	p.spillPending = [prodNumTopics]int{}
+	for i, w := range p.spillWaiters {
+		w.ch <- nil
+		p.spillWaiters[i] = nil
+	}
+	p.spillWaiters = p.spillWaiters[:0]
 }
 
 // drainToSpill moves everything queued (the queue, then its overflow) into the spill, in order,

@@ -3,12 +3,14 @@ package events
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -567,15 +569,21 @@ func ptSpillEvents(t testing.TB, dir string, evs []Event, part func(Event) (int3
 	s.close()
 }
 
+// A crash can tear the spill's last record; a bad disk can flip bits anywhere. Every record that
+// passes its checks reaches Kafka exactly once (also across a second restart), the bad ones are
+// set aside and reported, never replayed.
 func TestProducerReplaysSpillOfCrashedRunWithTornTail(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		corrupt func(data []byte, last int64) []byte
-		good    int
+		flip    []int // records with a flipped bit in their body
+		cut     int   // bytes torn off the end
+		garbage []byte
+		lost    []int
 	}{
-		{"torn last record", func(d []byte, _ int64) []byte { return d[:len(d)-7] }, 29},
-		{"garbage appended", func(d []byte, _ int64) []byte { return append(d, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5) }, 30},
-		{"flipped byte in record 20", func(d []byte, _ int64) []byte { return d }, 20},
+		{name: "torn last record", cut: 7, lost: []int{29}},
+		{name: "garbage appended", garbage: []byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5}},
+		{name: "flipped byte in record 20", flip: []int{20}, lost: []int{20}},
+		{name: "flipped bytes in records 3 and 20, last record torn", flip: []int{3, 20}, cut: 3, lost: []int{3, 20, 29}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spillDir := t.TempDir()
@@ -585,24 +593,35 @@ func TestProducerReplaysSpillOfCrashedRunWithTornTail(t *testing.T) {
 			}
 			ptSpillEvents(t, spillDir, evs, nil)
 			path := filepath.Join(spillDir, spillFileName)
-			data, _ := os.ReadFile(path)
-			if tc.good == 20 {
-				s, _, _ := openSpill(spillDir)
-				recs := ptReadSpill(t, s)
-				s.close()
-				data[recs[20].off+spillFrameSize+10] ^= 1
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			os.WriteFile(path, tc.corrupt(data, 0), 0o644)
+			s, _, err := openSpill(spillDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := ptReadSpill(t, s)
+			s.close()
+			for _, i := range tc.flip {
+				data[recs[i].off+spillFrameSize+10] ^= 1
+			}
+			data = append(data[:len(data)-tc.cut], tc.garbage...)
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var seqs []int
+			for i := range 30 {
+				if !slices.Contains(tc.lost, i) {
+					seqs = append(seqs, i)
+				}
+			}
 
 			b := startTestBroker(t, "")
 			p, logs := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), SpillDir: spillDir})
-			ptWaitUntil(t, 20*time.Second, "good prefix replayed", func() bool {
-				return ptMoney(p.m.replayed) == float64(tc.good) && ptVal(p.m.spillBytes) == 0
+			ptWaitUntil(t, 20*time.Second, "good records replayed", func() bool {
+				return ptMoney(p.m.replayed) == float64(len(seqs)) && ptVal(p.m.spillBytes) == 0
 			})
-			seqs := make([]int, tc.good)
-			for i := range seqs {
-				seqs[i] = i
-			}
 			ptWantIDs(t, ptMoneyOnKafka(t, b.Addrs()), seqs)
 			if ptVal(p.m.spillCorrupt) <= 0 {
 				t.Error("corrupt bytes not counted")
@@ -613,6 +632,17 @@ func TestProducerReplaysSpillOfCrashedRunWithTornTail(t *testing.T) {
 			if q, _ := filepath.Glob(path + ".corrupt-*"); len(q) != 1 {
 				t.Errorf("quarantine files: %v", q)
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Restarted on the same spill: nothing is replayed twice.
+			p2, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs(), SpillDir: spillDir})
+			if r, c := ptMoney(p2.m.replayed), ptVal(p2.m.spillCorrupt); r != 0 || c != 0 || ptVal(p2.m.spillBytes) != 0 {
+				t.Errorf("second run: replayed %v, corrupt bytes %v, spill bytes %v; want nothing", r, c, ptVal(p2.m.spillBytes))
+			}
+			ptWantIDs(t, ptMoneyOnKafka(t, b.Addrs()), seqs)
 		})
 	}
 }
@@ -799,4 +829,66 @@ func TestProducerPublishDoesNotAllocate(t *testing.T) {
 	if v := ptDropped(p, Bid, dropQueueFull); v != 0 {
 		t.Fatalf("%v dropped: the measurement took the drop path", v)
 	}
+}
+
+// A notice may be acknowledged to the exchange only once its event is durable: PublishDurable
+// returns when Kafka has the event (readable at once), or, with Kafka down, when the spill has it
+// on disk; never sooner, and it says so when it gave up waiting.
+func TestProducerPublishDurable(t *testing.T) {
+	t.Run("kafka up: on Kafka when it returns", func(t *testing.T) {
+		b := startTestBroker(t, "")
+		p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs()})
+		var wg sync.WaitGroup
+		errs := make([]error, 60)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := ptEvent(ptMoneyTypes[i%3], i, fmt.Sprintf("c%d", i)) // concurrent: no order to keep
+				errs[i] = p.PublishDurable(&e, 20*time.Second)
+			}()
+		}
+		wg.Wait()
+		seqs := make([]int, len(errs))
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+			seqs[i] = i
+		}
+		ptWantIDs(t, ptMoneyOnKafka(t, b.Addrs()), seqs)
+	})
+	t.Run("kafka down: in the spill when it returns", func(t *testing.T) {
+		spillDir := t.TempDir()
+		p, _ := ptProducer(t, ProducerConfig{Brokers: []string{ptFreeAddr(t)}, SpillDir: spillDir, WriteTimeout: time.Second})
+		for i := range 3 {
+			e := ptEvent(Bill, i, "c1")
+			if err := p.PublishDurable(&e, 20*time.Second); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+			data, err := os.ReadFile(filepath.Join(spillDir, spillFileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte(e.ID)) {
+				t.Fatalf("event %d acknowledged but not in the spill file", i)
+			}
+		}
+	})
+	t.Run("kafka not answering: gives up waiting, says so", func(t *testing.T) {
+		p, _ := ptProducer(t, ProducerConfig{Brokers: []string{ptBlackHole(t)}, WriteTimeout: 4 * time.Second})
+		e := ptEvent(Bill, 1, "c1")
+		if err := p.PublishDurable(&e, 100*time.Millisecond); !errors.Is(err, ErrNotDurable) {
+			t.Fatalf("PublishDurable = %v, want ErrNotDurable", err)
+		}
+	})
+	t.Run("closed", func(t *testing.T) {
+		b := startTestBroker(t, "")
+		p, _ := ptProducer(t, ProducerConfig{Brokers: b.Addrs()})
+		p.Close(context.Background())
+		e := ptEvent(Bill, 1, "c1")
+		if err := p.PublishDurable(&e, time.Second); !errors.Is(err, ErrProducerClosed) {
+			t.Fatalf("PublishDurable after Close = %v, want ErrProducerClosed", err)
+		}
+	})
 }

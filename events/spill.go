@@ -117,7 +117,7 @@ func openSpillFile(path string) (*spillLog, spillRecovery, error) {
 	}
 	s := &spillLog{path: path, f: f}
 	fail := func(err error) (*spillLog, spillRecovery, error) {
-		f.Close()
+		s.f.Close()
 		return nil, rec, err
 	}
 	st, err := f.Stat()
@@ -166,45 +166,34 @@ func openSpillFile(path string) (*spillLog, spillRecovery, error) {
 		s.cursor = spillHeaderSize
 	}
 	// Check every record not yet replayed.
-	off := s.cursor
-	r := io.NewSectionReader(f, 0, size)
-	var frame [spillFrameSize]byte
-	var body []byte
-	for off < size {
-		bad := false
-		if size-off < spillFrameSize {
-			bad = true
-		} else if _, err := r.ReadAt(frame[:], off); err != nil {
-			return fail(fmt.Errorf("spill %s: read at %d: %w", path, off, err))
-		} else {
-			n := int64(binary.LittleEndian.Uint32(frame[:4]))
-			if n > spillMaxBody || off+spillFrameSize+n > size {
-				bad = true
-			} else {
-				if int64(cap(body)) < n {
-					body = make([]byte, n)
-				}
-				body = body[:n]
-				if _, err := r.ReadAt(body, off+spillFrameSize); err != nil {
-					return fail(fmt.Errorf("spill %s: read at %d: %w", path, off, err))
-				}
-				if crc32.Checksum(body, spillCRC) != binary.LittleEndian.Uint32(frame[4:8]) {
-					bad = true
-				} else if _, err := decodeSpillBody(body); err != nil {
-					bad = true
-				} else {
-					rec.records++
-					off += spillFrameSize + n
-				}
-			}
+	recs, bad, err := scanSpill(f, s.cursor, size)
+	if err != nil {
+		return fail(fmt.Errorf("spill %s: %w", path, err))
+	}
+	rec.records = recs
+	off := size
+	if len(bad) > 0 {
+		q, n, err := s.keepAside(bad)
+		if err != nil {
+			return fail(err)
 		}
-		if bad {
-			q, err := s.quarantine(off, size)
-			if err != nil {
+		rec.corruptBytes, rec.corruptAt, rec.quarantine = n, bad[0].from, q
+		if last := bad[len(bad)-1]; len(bad) == 1 && last.to == size {
+			// Only the tail is bad (the usual torn last write): cut it off.
+			if err := f.Truncate(last.from); err != nil {
+				return fail(fmt.Errorf("spill %s: cut corrupt tail at %d: %w", path, last.from, err))
+			}
+			if err := f.Sync(); err != nil {
+				return fail(fmt.Errorf("spill %s: sync: %w", path, err))
+			}
+			off = last.from
+		} else {
+			// Good records follow a bad one: they are money too. Rewrite the spill with the good
+			// records alone (a new file renamed over the old one, so a crash leaves one or the
+			// other whole).
+			if off, err = s.rebuild(bad, size); err != nil {
 				return fail(err)
 			}
-			rec.corruptBytes, rec.corruptAt, rec.quarantine = size-off, off, q
-			break
 		}
 	}
 	s.end = off
@@ -220,6 +209,155 @@ func openSpillFile(path string) (*spillLog, spillRecovery, error) {
 		}
 	}
 	return s, rec, nil
+}
+
+// spillSpan is a range [from, to) of the spill file.
+type spillSpan struct{ from, to int64 }
+
+// scanSpill checks the records of f from off to size. It returns how many are good and the spans
+// that are not. After a bad record it resynchronises: on the next record when the bad one's length
+// is intact (a flipped bit in a body), else on the next offset where a whole record passes its
+// checks, so that one bad record does not take the good ones after it along.
+func scanSpill(f io.ReaderAt, off, size int64) (good int, bad []spillSpan, err error) {
+	var body []byte
+	// validAt reports the size of a record at o that passes every check, 0 if none does.
+	validAt := func(o int64) (int64, error) {
+		var frame [spillFrameSize]byte
+		if size-o < spillFrameSize {
+			return 0, nil
+		}
+		if _, err := f.ReadAt(frame[:], o); err != nil {
+			return 0, fmt.Errorf("read at %d: %w", o, err)
+		}
+		n := int64(binary.LittleEndian.Uint32(frame[:4]))
+		if n < 3 || n > spillMaxBody || o+spillFrameSize+n > size {
+			return 0, nil
+		}
+		if int64(cap(body)) < n {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := f.ReadAt(body, o+spillFrameSize); err != nil {
+			return 0, fmt.Errorf("read at %d: %w", o, err)
+		}
+		if crc32.Checksum(body, spillCRC) != binary.LittleEndian.Uint32(frame[4:8]) {
+			return 0, nil
+		}
+		if _, err := decodeSpillBody(body); err != nil {
+			return 0, nil
+		}
+		return spillFrameSize + n, nil
+	}
+	for off < size {
+		n, err := validAt(off)
+		if err != nil {
+			return good, bad, err
+		}
+		if n > 0 {
+			good++
+			off += n
+			continue
+		}
+		next := size
+		var frame [spillFrameSize]byte
+		if size-off >= spillFrameSize {
+			if _, err := f.ReadAt(frame[:], off); err != nil {
+				return good, bad, fmt.Errorf("read at %d: %w", off, err)
+			}
+			if l := int64(binary.LittleEndian.Uint32(frame[:4])); l <= spillMaxBody && off+spillFrameSize+l < size {
+				if m, err := validAt(off + spillFrameSize + l); err != nil {
+					return good, bad, err
+				} else if m > 0 {
+					next = off + spillFrameSize + l
+				}
+			}
+		}
+		for o := off + 1; next == size && o+spillFrameSize <= size; o++ {
+			m, err := validAt(o)
+			if err != nil {
+				return good, bad, err
+			}
+			if m > 0 {
+				next = o
+			}
+		}
+		bad = append(bad, spillSpan{off, next})
+		off = next
+	}
+	return good, bad, nil
+}
+
+// keepAside copies the bad spans of the spill, in order, to a new file next to it (for forensics:
+// a record that fails its checks cannot be trusted as money, so it is never replayed) and makes
+// the copy durable. It returns the file and the bytes copied.
+func (s *spillLog) keepAside(bad []spillSpan) (string, int64, error) {
+	q := fmt.Sprintf("%s.corrupt-%s", s.path, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	out, err := os.OpenFile(q, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", 0, fmt.Errorf("spill %s: keep corrupt records: %w", s.path, err)
+	}
+	var n int64
+	for _, b := range bad {
+		c, err := io.Copy(out, io.NewSectionReader(s.f, b.from, b.to-b.from))
+		n += c
+		if err != nil {
+			out.Close()
+			return "", n, fmt.Errorf("spill %s: keep corrupt records in %s: %w", s.path, q, err)
+		}
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return "", n, fmt.Errorf("spill %s: sync %s: %w", s.path, q, err)
+	}
+	if err := out.Close(); err != nil {
+		return "", n, fmt.Errorf("spill %s: close %s: %w", s.path, q, err)
+	}
+	return q, n, syncDir(filepath.Dir(s.path))
+}
+
+// rebuild replaces the spill with one holding its records from the cursor to size except the bad
+// spans, and returns the new end. The cursor becomes the first record.
+func (s *spillLog) rebuild(bad []spillSpan, size int64) (int64, error) {
+	tmp := s.path + ".rebuild"
+	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("spill %s: rebuild: %w", s.path, err)
+	}
+	failed := func(err error) (int64, error) {
+		out.Close()
+		os.Remove(tmp)
+		return 0, fmt.Errorf("spill %s: rebuild: %w", s.path, err)
+	}
+	var hdr [spillHeaderSize]byte
+	copy(hdr[:8], spillMagic)
+	binary.LittleEndian.PutUint64(hdr[8:16], spillHeaderSize)
+	binary.LittleEndian.PutUint32(hdr[16:20], crc32.Checksum(hdr[:16], spillCRC))
+	if _, err := out.Write(hdr[:]); err != nil {
+		return failed(err)
+	}
+	end := int64(spillHeaderSize)
+	from := s.cursor
+	for _, b := range append(bad, spillSpan{size, size}) {
+		n, err := io.Copy(out, io.NewSectionReader(s.f, from, b.from-from))
+		end += n
+		if err != nil {
+			return failed(err)
+		}
+		from = b.to
+	}
+	if err := out.Sync(); err != nil {
+		return failed(err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return failed(err)
+	}
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		out.Close()
+		return 0, err
+	}
+	s.f.Close()
+	s.f, s.hdr, s.cursor = out, hdr, spillHeaderSize
+	return end, nil
 }
 
 // quarantine copies bytes [from, size) of the spill to a new file next to it, makes the copy

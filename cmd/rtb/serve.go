@@ -203,6 +203,16 @@ func runRoles(role string, args []string) error {
 		}
 		onReload = append(onReload, func(s *campaign.Set) error { pacer.SetCampaigns(s); return nil })
 		stops = append(stops, runBackground(ctx, log, "pacer", pacer.Run))
+		// Impressions and clicks have no consumer group of their own (every bidder follows them):
+		// this one puts their poison messages into rtb.dlq, once per cluster.
+		checker, err := events.NewChecker(events.ConsumerConfig{
+			Brokers: brokers, Group: "rtb-check", Topics: []string{events.TopicImpressions, events.TopicClicks},
+			DedupeWarmup: -1, DedupeWindow: 1024, Registerer: reg, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, runBackground(ctx, log, "dead-letter check", checker.Run))
 		// The shading trainer learns from every bidder's wins and losses; one per cluster (it runs
 		// where the pacer runs), since two in one group would each fit half of the events and
 		// publish their own models of the same segments.

@@ -826,7 +826,7 @@ func TestKubernetes(t *testing.T) {
 				if given["shading-interval"] != "0" {
 					trainers += *d.Spec.Replicas
 					if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-						t.Errorf("Deployment %s runs the shading trainer with a %s rollout: two would run at once", d.Name, d.Spec.Strategy.Type)
+						t.Errorf("Deployment %s runs the shading trainer with a %q rollout (default RollingUpdate): two would run at once; use Recreate", d.Name, d.Spec.Strategy.Type)
 					}
 				}
 			}

@@ -322,6 +322,16 @@ func TestDockerfile(t *testing.T) {
 		}
 		return r
 	}
+	mod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goLine := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(mod)
+	for _, in := range ins {
+		if in.cmd == "ARG" && strings.HasPrefix(in.args, "GO_VERSION=") && (goLine == nil || in.args != "GO_VERSION="+string(goLine[1])) {
+			t.Errorf("Dockerfile:%d: %s, but go.mod says go %s", in.line, in.args, goLine[1])
+		}
+	}
 	if img := strings.Fields(froms[len(froms)-1].args)[0]; strings.Contains(img, "golang") {
 		t.Errorf("final stage FROM %s: the image should carry the binary, not the toolchain", img)
 	}

@@ -1055,19 +1055,49 @@ func TestDashboard(t *testing.T) {
 	var d struct {
 		UID    string `json:"uid"`
 		Panels []struct {
-			Type    string            `json:"type"`
-			Title   string            `json:"title"`
-			Targets []json.RawMessage `json:"targets"`
+			ID         int               `json:"id"`
+			Type       string            `json:"type"`
+			Title      string            `json:"title"`
+			Targets    []json.RawMessage `json:"targets"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
+			GridPos struct{ X, Y, W, H int } `json:"gridPos"`
 		} `json:"panels"`
 	}
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatal(err)
 	}
 	titles := map[string]bool{}
+	ids := map[int]bool{}
+	cells := map[[2]int]string{} // grid cells taken, to catch panels drawn over each other
 	for _, p := range d.Panels {
 		titles[p.Title] = true
-		if p.Type != "row" && len(p.Targets) == 0 {
+		if ids[p.ID] {
+			t.Errorf("panel %q reuses id %d", p.Title, p.ID)
+		}
+		ids[p.ID] = true
+	grid:
+		for x := p.GridPos.X; x < p.GridPos.X+p.GridPos.W; x++ {
+			for y := p.GridPos.Y; y < p.GridPos.Y+p.GridPos.H; y++ {
+				if other, taken := cells[[2]int{x, y}]; taken {
+					t.Errorf("panel %q overlaps %q", p.Title, other)
+					break grid
+				}
+				cells[[2]int{x, y}] = p.Title
+			}
+		}
+		if p.GridPos.X+p.GridPos.W > 24 {
+			t.Errorf("panel %q is wider than the 24-column grid", p.Title)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no query", p.Title)
+		}
+		if p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q queries data source %q, not the dashboard's ${datasource} variable", p.Title, p.Datasource.UID)
 		}
 	}
 	for _, want := range []string{"Bid requests by outcome", "Bid latency quantiles", "No-bid reasons", "Shed and timeouts",

@@ -18,7 +18,7 @@ func broker(args []string) error {
 	dataDir := fs.String("data-dir", "rtb-data", "the log persists under DIR/broker across restarts")
 	partitions := fs.Int("partitions", 8, "partitions of the event topics when they are created")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "text or json")
+	logFormat := fs.String("log-format", logFormatAuto, logFormatUsage)
 	fs.Usage = usage(fs, "Usage: rtb broker [flags]\n\nRuns the embedded Kafka-compatible broker alone, with rtb's topics, for development and tests.\nProduction points --kafka at a real cluster instead.")
 	if err := parseFlags(fs, args); err != nil {
 		return err

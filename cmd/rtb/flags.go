@@ -64,3 +64,27 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// logFormatAuto, the default of --log-format, picks text for a person at a terminal and JSON
+// everywhere else: in a container, under systemd or in CI stderr is a pipe read by a log collector,
+// which wants one parseable object a line.
+const (
+	logFormatAuto  = "auto"
+	logFormatUsage = "text, json, or auto: text when stderr is a terminal, json otherwise (containers,\nlog collectors)"
+)
+
+// resolveLogFormat turns --log-format auto into text or json for where stderr goes.
+func resolveLogFormat(format string) string {
+	fi, err := os.Stderr.Stat()
+	return logFormatFor(format, err == nil && fi.Mode()&os.ModeCharDevice != 0)
+}
+
+func logFormatFor(format string, terminal bool) string {
+	switch {
+	case format != logFormatAuto:
+		return format
+	case terminal:
+		return "text"
+	}
+	return "json"
+}

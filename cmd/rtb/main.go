@@ -22,9 +22,12 @@ Usage:
   rtb pacer --kafka B   a budget pacer alone, against a Kafka cluster
   rtb broker [flags]    run the embedded Kafka-compatible broker alone (development, tests)
   rtb loadgen [flags]   send open-loop OpenRTB load to a bidder and report latency (no coordinated omission)
+  rtb version           print the module version, VCS commit and Go version
+  rtb healthcheck       exit 0 when a running rtb answers /healthz (for container HEALTHCHECKs)
   rtb help [command]    show this text, or a command's flags
 
 Every flag also reads an RTB_* environment variable (--notice-key -> RTB_NOTICE_KEY).
+Logs go to stderr as text on a terminal and as JSON lines otherwise (--log-format).
 Run 'rtb serve --help' for the flags of serve.
 `
 
@@ -50,6 +53,10 @@ func run(args []string) int {
 		err = pacerCmd(rest)
 	case "loadgen":
 		err = loadgen(rest)
+	case "version", "--version":
+		err = versionCmd(rest)
+	case "healthcheck":
+		err = healthcheck(rest)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			return run([]string{rest[0], "--help"})

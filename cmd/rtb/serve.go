@@ -94,7 +94,7 @@ func runRoles(role string, args []string) error {
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on shutdown, time /readyz answers 503 before the listener closes,\nfor load balancers to notice")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "longest wait for in-flight requests on shutdown")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.logFormat, "log-format", logFormatAuto, logFormatUsage)
 	fs.DurationVar(&f.dayLength, "day-length", 24*time.Hour, "length of a pacing day; shorter (e.g. 10m) compresses a whole day of pacing into\nminutes for tests and the simulator. Every bidder and pacer must agree")
 	fs.StringVar(&f.billOnWin, "bill-on-win", "", "exchanges (comma-separated, as in ?exchange=) that send no billing notice: their\nwin notice counts as the spend")
 	fs.BoolVar(&f.pacing, "pacing", true, "obey pacing: admit campaigns at the pacer's throttle and bid multiplier")
@@ -155,7 +155,7 @@ func runRoles(role string, args []string) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoGauge())
 
 	var brokers []string
 	if f.kafka != "" {
@@ -533,13 +533,13 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: l}
-	switch format {
+	switch format = resolveLogFormat(format); format {
 	case "text":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	return nil, fmt.Errorf("--log-format %q: want text, json or auto", format)
 }
 
 // fasthttpLogger routes fasthttp's own messages (connection errors) into slog.

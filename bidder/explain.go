@@ -13,6 +13,7 @@ import (
 	"rtb/auction"
 	"rtb/bidder/campaign"
 	"rtb/bidder/openrtb"
+	"rtb/bidder/targeting"
 )
 
 // Explanation is the answer of POST /api/explain: what the bid endpoint would answer to a bid
@@ -216,6 +217,12 @@ func (b *Bidder) Explain(body []byte, exchange string, debug bool, only map[stri
 
 	for i := range req.Imp {
 		rows := x.rows[i]
+		// Which rule kept a campaign out of the imp's open-auction candidates (the query is still
+		// prepared for this request).
+		var open targeting.Iter
+		if !x.noCur {
+			s.q.Open(&open, &req.Imp[i])
+		}
 		ie := ImpExplanation{ImpID: req.Imp[i].ID, Campaigns: []CampaignExplanation{}}
 		furthest, winner := nbNone, int64(-1)
 		if x.impWhy[i] != "" {
@@ -252,7 +259,10 @@ func (b *Bidder) Explain(body []byte, exchange string, debug bool, only map[stri
 				ce.Result, ce.Detail = nbCurrency.String(), x.impWhy[i]
 			case !rows[r].seen:
 				ce.Result = nbNoMatch.String()
-				ce.Detail = "not a candidate: its targeting (inventory, geo, device, OS, site or app lists, publisher, segments, deals) or its creatives' media and sizes exclude this imp"
+				ce.Detail = "not a candidate: its targeting or its creatives' media and sizes exclude this imp"
+				if why := open.Excludes(r); why != "" {
+					ce.Detail = "not a candidate, by its targeting: " + why
+				}
 				if req.Imp[i].PMP != nil && req.Imp[i].PMP.PrivateAuction == 1 {
 					ce.Detail = "not a candidate: a private auction, and the campaign targets none of its deals"
 				}

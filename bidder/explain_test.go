@@ -188,6 +188,53 @@ func TestExplainReasons(t *testing.T) {
 	})
 }
 
+// TestExplainNamesTheTargetingRule: with ?debug=1 a campaign the index does not yield is explained by
+// the first targeting rule that keeps it out.
+func TestExplainNamesTheTargetingRule(t *testing.T) {
+	set, err := campaign.Parse([]byte(`campaigns:
+  - id: geo
+    advertiser_domain: a.example
+    targeting: {countries: [USA]}
+    creatives: [{id: b, type: banner, w: 300, h: 250, html: x, landing_url: 'https://a.example/'}]
+    bid: {type: fixed_cpm, cpm: 1, max_bid: 1}
+    budget: {daily: 10}
+  - id: seg
+    advertiser_domain: a.example
+    targeting: {segments: [s-1]}
+    creatives: [{id: b, type: banner, w: 300, h: 250, html: x, landing_url: 'https://a.example/'}]
+    bid: {type: fixed_cpm, cpm: 1, max_bid: 1}
+    budget: {daily: 10}
+  - id: app
+    advertiser_domain: a.example
+    targeting: {inventory: app}
+    creatives: [{id: b, type: banner, w: 300, h: 250, html: x, landing_url: 'https://a.example/'}]
+    bid: {type: fixed_cpm, cpm: 1, max_bid: 1}
+    budget: {daily: 10}
+  - id: leaderboard
+    advertiser_domain: a.example
+    creatives: [{id: b, type: banner, w: 728, h: 90, html: x, landing_url: 'https://a.example/'}]
+    bid: {type: fixed_cpm, cpm: 1, max_bid: 1}
+    budget: {daily: 10}
+  - id: any
+    advertiser_domain: a.example
+    creatives: [{id: b, type: banner, w: 300, h: 250, html: x, landing_url: 'https://a.example/'}]
+    bid: {type: fixed_cpm, cpm: 0.5, max_bid: 0.5}
+    budget: {daily: 10}
+`), "targeting.yaml", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newTestBidder(t, set, func(c *Config) { c.Features = nil })
+	x := explainHTTP(t, b, "?debug=1", []byte(`{"id":"r","site":{"domain":"news.example"},"device":{"geo":{"country":"DEU"}},
+"imp":[{"id":"1","banner":{"w":300,"h":250}}]}`))
+	want := map[string]string{"geo": "country", "seg": "segments", "app": "inventory type", "leaderboard": "media and sizes", "any": "won the imp"}
+	for _, c := range x.Imps[0].Campaigns {
+		if !strings.Contains(c.Detail, want[c.CampaignID]) {
+			t.Errorf("campaign %s: %s, %q; want the detail to name %q", c.CampaignID, c.Result, c.Detail, want[c.CampaignID])
+		}
+	}
+}
+
 // TestExplainHasNoSideEffects: explaining requests that would bid, with pacing, frequency caps,
 // learned shading and a bid log on, changes no metric, publishes no event, reports no traffic to
 // the pacer, reserves no cap and makes no shading decision.

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -515,6 +516,11 @@ func TestCompose(t *testing.T) {
 			return ""
 		}
 		nodeIDs[env("KAFKA_NODE_ID")] = true
+		// KRaft formats storage with a cluster id that is a UUID: 16 bytes in URL-safe base64 without
+		// padding; anything else stops the broker at its first start.
+		if id := env("CLUSTER_ID"); len(id) != 22 || !clusterIDRoundTrips(id) {
+			t.Errorf("%s: CLUSTER_ID %q is not 16 bytes in URL-safe base64 (22 characters)", name, id)
+		}
 		for k, want := range map[string]string{
 			"KAFKA_DEFAULT_REPLICATION_FACTOR": "3", "KAFKA_MIN_INSYNC_REPLICAS": "2",
 			"KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false", "KAFKA_PROCESS_ROLES": "broker,controller",
@@ -672,6 +678,11 @@ func TestCompose(t *testing.T) {
 			t.Errorf("grafana mounts %s, which does not exist", v.Source)
 		}
 	}
+}
+
+func clusterIDRoundTrips(id string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(id)
+	return err == nil && len(b) == 16 && base64.RawURLEncoding.EncodeToString(b) == id
 }
 
 func promtool(t *testing.T, args ...string) {

@@ -314,10 +314,11 @@ func TestCrashesLoseNoBill(t *testing.T) {
 	bd.kill9() // with the spill in use and money queued
 	pc.kill9()
 	br.start()
-	bd, pc = startBidder(), startPacer()
+	bd = startBidder()
+	startPacer() // runs to the end (its cleanup stops it)
 	x.waitAcked(t, 300)
 	bd.kill9() // once more, while the spill may still be replaying
-	bd = startBidder()
+	startBidder()
 	x.waitAcked(t, 300)
 	x.stop()
 

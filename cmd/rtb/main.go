@@ -15,7 +15,8 @@ const topUsage = `rtb — a real-time bidding engine for OpenRTB 2.5/2.6 exchang
 Usage:
   rtb serve [flags]     run everything on one machine: the bidder on the exchange port
                         (POST /openrtb2/bid, notice endpoints), the pacer, the admin port
-                        (/dashboard, /api/pacing, /api/campaigns, /metrics, /debug/pprof/) and an
+                        (/dashboard, /api/pacing, /api/campaigns, POST /api/explain, /metrics,
+                        /debug/pprof/) and an
                         embedded Kafka-compatible broker, with the built-in sample campaigns
                         unless --campaigns names a file
   rtb bidder --kafka B  the bidder alone, against a Kafka cluster

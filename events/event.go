@@ -180,6 +180,41 @@ var ErrVersion = errors.New("unknown event schema version")
 // megabyte of request id would otherwise count as spend) and goes to the dead-letter topic.
 const MaxEventBytes = 1 << 20
 
+// typePrefix is how AppendJSON starts every event of this Version, up to the type's value.
+const typePrefix = `{"v":1,"type":"`
+
+// PeekType reads the type of an event from the start of data, as AppendJSON writes it, without
+// decoding the rest: ok is false unless data starts that way with a known type. It says nothing
+// of whether the rest is a valid event (Decode does); it lets a reader pass over events it does
+// not want for the cost of a comparison. It does not allocate.
+func PeekType(data []byte) (t Type, ok bool) {
+	if len(data) < len(typePrefix) || string(data[:len(typePrefix)]) != typePrefix {
+		return "", false
+	}
+	rest := data[len(typePrefix):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || end+1 >= len(rest) || rest[end+1] != ',' {
+		return "", false
+	}
+	switch Type(rest[:end]) {
+	case Bid:
+		return Bid, true
+	case Win:
+		return Win, true
+	case Bill:
+		return Bill, true
+	case Imp:
+		return Imp, true
+	case Click:
+		return Click, true
+	case Loss:
+		return Loss, true
+	case Traffic:
+		return Traffic, true
+	}
+	return "", false
+}
+
 // Decode reads one event strictly: broken JSON, unknown fields, an unknown version or type, a
 // missing id, campaign or timestamp, or more than MaxEventBytes are errors (such messages belong in
 // the dead-letter topic).

@@ -117,6 +117,34 @@ func TestEventAppendJSONAllocs(t *testing.T) {
 	}
 }
 
+// PeekType reads the type of every event AppendJSON writes, and of nothing written otherwise, so
+// that a reader passing over unwanted types by it never passes over what it wants.
+func TestPeekType(t *testing.T) {
+	for _, typ := range []Type{Bid, Win, Bill, Imp, Click, Loss, Traffic} {
+		e := win("p", "c-1")
+		e.Type = typ
+		if typ == Traffic {
+			e.Counts = Counts{{CampaignID: "c-1", N: 2}}
+		}
+		line := e.AppendJSON(nil)
+		if got, ok := PeekType(line); !ok || got != typ {
+			t.Errorf("PeekType(%s) = %q, %v; want %q", line, got, ok, typ)
+		}
+		if n := testing.AllocsPerRun(100, func() { PeekType(line) }); n != 0 {
+			t.Errorf("PeekType: %v allocations, want 0", n)
+		}
+	}
+	for _, in := range []string{
+		``, `{`, `{"v":1,"type":"bid"`, `{"v":1,"type":"bid"}`, `{"v":1,"type":"view","id":"x"}`,
+		`{"v":2,"type":"bid","id":"x"}`, `{"type":"bid","v":1,"id":"x"}`, ` {"v":1,"type":"bid","id":"x"}`,
+		`{"v":1,"type":"b\u0069d","id":"x"}`, `{"v":1,"type":"bidx","id":"x"}`,
+	} {
+		if got, ok := PeekType([]byte(in)); ok {
+			t.Errorf("PeekType(%s) = %q: want no type read (Decode must judge it)", in, got)
+		}
+	}
+}
+
 func TestEventDecodeRefusals(t *testing.T) {
 	valid := map[string]any{"v": 1, "type": "win", "id": "i", "ts": "2026-11-22T10:00:00.123Z",
 		"request_id": "r", "imp_id": "1", "campaign_id": "c", "exchange": "x", "price_micros": 1, "bid_micros": 1, "reason": 0}
@@ -194,6 +222,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"v":1,"type":"traffic","id":"t","ts":"2026-11-22T10:00:00Z","campaign_id":"c","count":3,"counts":{"c":1,"d:":2}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		PeekType(data) // never panics, whatever data is
 		e, err := Decode(data)
 		if err != nil {
 			if !reflect.DeepEqual(e, Event{}) {
@@ -202,6 +231,9 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		line := e.AppendJSON(nil)
+		if typ, ok := PeekType(line); !ok || typ != e.Type {
+			t.Fatalf("PeekType(%s) = %q, %v; want %q", line, typ, ok, e.Type)
+		}
 		e2, err := Decode(line)
 		if err != nil {
 			t.Fatalf("Decode accepted %q as %+v but refuses its re-encoding %s: %v", data, e, line, err)

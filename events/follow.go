@@ -170,7 +170,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			remaining++
 		}
 		backlog += p.lag
-		wg.Go(func() { fetchLoop(fctx, cl, f.log, p.tp, p.next, items, f.convert) })
+		wg.Go(func() { fetchLoop(fctx, cl, f.log, p.tp, p.next, items, fetchOptions{}, f.convert) })
 	}
 	for _, p := range parts {
 		start(p)

@@ -51,6 +51,7 @@
 package events
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -86,6 +87,19 @@ type ReplayConfig struct {
 	// DedupeWindow is how many event ids are remembered, shared out over the partitions of
 	// Topics (see the top of this file); default 1<<20 (about 48 MiB when full, taken as ids arrive).
 	DedupeWindow int
+
+	// Types, if not empty, are the event types the handler takes; others are passed over (and
+	// counted in rtb_replay_skipped_total). Where the type can be read from the start of the
+	// message as AppendJSON writes it, the message is passed over without being copied or decoded,
+	// so a topic's other traffic (the pacer's rtb.bids is mostly sampled bids) costs little; such
+	// a message is not checked either, and is not dead-lettered if it is broken further on.
+	Types []Type
+
+	// PatientTopics are topics whose events may reach the handler up to half a second late: they
+	// are fetched so that the broker answers when that time is up, rather than as soon as anything
+	// is there, so a busy topic wakes the replayer about twice a second per partition instead of
+	// once per producer batch. (The pacer's rtb.bids: traffic counts, for a once-a-second step.)
+	PatientTopics []string
 
 	Registerer prometheus.Registerer // may be nil
 	Logger     *slog.Logger          // default slog.Default()
@@ -151,6 +165,7 @@ const (
 	replayJoinBackoff      = time.Second
 	replayMaxWait          = 500 * time.Millisecond // a fetch's long poll
 	replayFetchBytes       = 4 << 20
+	replayPatientBytes     = 1 << 20 // MinBytes for PatientTopics: more than half a second of any topic's records
 	replayRequestTimeout   = 10 * time.Second
 	replayDLQTimeout       = 15 * time.Second
 )
@@ -285,9 +300,10 @@ type replayPart struct {
 
 // replayItem is one message of a partition, decoded: an event, or the reason it is not one.
 type replayItem struct {
-	ev  Event
-	err error         // not an event: dead-letter msg
-	msg kafka.Message // set only when err != nil
+	ev   Event
+	skip bool          // of a type the handler does not take
+	err  error         // not an event: dead-letter msg
+	msg  kafka.Message // set only when err != nil
 }
 
 // generation runs one generation: plan, Assigned, replay and tail until gctx ends, Revoked.
@@ -334,7 +350,11 @@ func (r *Replayer) generation(gctx context.Context, gen *kafka.Generation) {
 	out := make(chan fetched[replayItem], max(2*len(parts), 1))
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		wg.Go(func() { fetchLoop(gctx, r.client, r.log, p.tp, p.start, out, r.convert) })
+		opt := fetchOptions{skip: r.skip}
+		if slices.Contains(r.cfg.PatientTopics, p.tp.topic) {
+			opt.minBytes = replayPatientBytes
+		}
+		wg.Go(func() { fetchLoop(gctx, r.client, r.log, p.tp, p.start, out, opt, r.convert) })
 	}
 	var replayed int64
 loop:
@@ -472,16 +492,33 @@ func (r *Replayer) convert(m *kafka.Message) replayItem {
 	if err != nil {
 		return replayItem{err: err, msg: *m}
 	}
-	return replayItem{ev: e}
+	return replayItem{ev: e, skip: !r.wants(e.Type)}
+}
+
+// wants reports whether the handler takes events of type t (ReplayConfig.Types).
+func (r *Replayer) wants(t Type) bool {
+	return len(r.cfg.Types) == 0 || slices.Contains(r.cfg.Types, t)
+}
+
+// skip is fetchLoop's: a message whose type the handler does not take, seen without decoding it.
+func (r *Replayer) skip(value []byte) bool {
+	if len(r.cfg.Types) == 0 {
+		return false
+	}
+	t, ok := PeekType(value)
+	return ok && !r.wants(t)
 }
 
 // dispatch hands a fetch's events to the handler. It returns how many it handled and false if
 // gctx ended first.
 func (r *Replayer) dispatch(gctx context.Context, p *replayPart, b fetched[replayItem]) (int64, bool) {
 	var n int64
+	p.tm.skipped.Add(float64(b.skipped))
 	for i := range b.items {
 		it := &b.items[i]
 		switch {
+		case it.skip:
+			p.tm.skipped.Inc()
 		case it.err != nil:
 			if !r.deadLetter(gctx, p, it) {
 				return n, false
@@ -676,19 +713,35 @@ type fetched[T any] struct {
 	next  int64 // where the next fetch starts: after the last record seen
 	hwm   int64 // the partition's high-water mark, as the fetch saw it
 	idle  bool  // the fetch found nothing at all from where it started
+	// skipped is how many records the fetch passed over undecoded (fetchLoop's skip).
+	skipped int
+}
+
+// fetchOptions tune a fetchLoop; the zero value reads everything as soon as it is there.
+type fetchOptions struct {
+	// minBytes is the fetch's MinBytes: the broker answers once this much is there or MaxWait
+	// has passed. Large, for a topic whose news may wait, it makes a reader wake about twice a
+	// second however often the topic is written, rather than once per producer batch.
+	minBytes int
+	// skip, if not nil, is shown each record's value first (in a buffer reused for the next
+	// record): a record it returns true for is passed over and only counted, so that what a
+	// reader does not want costs neither a copy nor a decode.
+	skip func(value []byte) bool
 }
 
 // fetchLoop reads one partition from offset at until ctx ends, sending what each fetch gave to out
 // (an empty fetch too, so the receiver learns that nothing is left). conv turns each record into
 // an item, on this goroutine. Errors are retried with backoff; an offset out of range (deleted by
 // retention under a slow reader) moves to the nearest offset that exists.
-func fetchLoop[T any](ctx context.Context, cl *kafka.Client, log *slog.Logger, tp topicPartition, at int64, out chan<- fetched[T], conv func(*kafka.Message) T) {
+func fetchLoop[T any](ctx context.Context, cl *kafka.Client, log *slog.Logger, tp topicPartition, at int64, out chan<- fetched[T], opt fetchOptions, conv func(*kafka.Message) T) {
 	plog := log.With("topic", tp.topic, "partition", tp.partition)
 	fo := consumerOutage{log: plog, what: "fetch", level: slog.LevelWarn}
+	rd := recordReader{skip: opt.skip}
+	minBytes := int64(max(opt.minBytes, 1))
 	for attempt := 0; ; {
 		res, err := cl.Fetch(ctx, &kafka.FetchRequest{
 			Topic: tp.topic, Partition: tp.partition, Offset: at,
-			MinBytes: 1, MaxBytes: replayFetchBytes, MaxWait: replayMaxWait,
+			MinBytes: minBytes, MaxBytes: replayFetchBytes, MaxWait: replayMaxWait,
 		})
 		if ctx.Err() != nil {
 			return
@@ -709,9 +762,11 @@ func fetchLoop[T any](ctx context.Context, cl *kafka.Client, log *slog.Logger, t
 		if err == nil {
 			start := at
 			b = fetched[T]{tp: tp, hwm: res.HighWatermark}
-			at, err = readFetched(res.Records, tp, at, res.HighWatermark, func(m *kafka.Message) {
+			rd.skipped = 0
+			at, err = rd.read(res.Records, tp, at, res.HighWatermark, func(m *kafka.Message) {
 				b.items = append(b.items, conv(m))
 			})
+			b.skipped = rd.skipped
 			if err != nil && at > start {
 				err = nil // the rest is fetched again from at
 			}
@@ -735,10 +790,17 @@ func fetchLoop[T any](ctx context.Context, cl *kafka.Client, log *slog.Logger, t
 	}
 }
 
-// readFetched reads the records of a fetch response from offset at on (a response may start
-// before the offset asked for), skipping control batches, and returns the offset after the last
-// record seen. A record that cannot be read ends the reading with an error.
-func readFetched(rr kafka.RecordReader, tp topicPartition, at, hwm int64, emit func(*kafka.Message)) (int64, error) {
+// recordReader reads the records of fetch responses, one partition's, on its fetch goroutine.
+type recordReader struct {
+	skip    func(value []byte) bool // may be nil
+	scratch []byte                  // a record's value, while skip looks at it
+	skipped int
+}
+
+// read reads the records of a fetch response from offset at on (a response may start before the
+// offset asked for), skipping control batches and what rd.skip refuses, and returns the offset
+// after the last record seen. A record that cannot be read ends the reading with an error.
+func (rd *recordReader) read(rr kafka.RecordReader, tp topicPartition, at, hwm int64, emit func(*kafka.Message)) (int64, error) {
 	batches := []kafka.RecordReader{rr}
 	if s, ok := rr.(*protocol.RecordStream); ok {
 		batches = s.Records // read batch by batch, to see the control batches the stream hides
@@ -758,15 +820,28 @@ func readFetched(rr kafka.RecordReader, tp topicPartition, at, hwm int64, emit f
 				closeBytes(rec.Key, rec.Value)
 				continue
 			}
-			key, err := kafka.ReadAll(rec.Key)
-			if err == nil {
-				var value []byte
-				if value, err = kafka.ReadAll(rec.Value); err == nil {
-					emit(&kafka.Message{
-						Topic: tp.topic, Partition: tp.partition, Offset: rec.Offset, HighWaterMark: hwm,
-						Key: key, Value: value, Headers: rec.Headers, Time: rec.Time,
-					})
+			var value []byte
+			if rd.skip != nil && rec.Value != nil {
+				rd.scratch, err = readInto(rd.scratch[:0], rec.Value)
+				if err == nil && rd.skip(rd.scratch) {
+					rd.skipped++
+					closeBytes(rec.Key, rec.Value)
+					at = rec.Offset + 1
+					continue
 				}
+				value = bytes.Clone(rd.scratch)
+			} else if rec.Value != nil {
+				value, err = kafka.ReadAll(rec.Value)
+			}
+			var key []byte
+			if err == nil {
+				key, err = kafka.ReadAll(rec.Key)
+			}
+			if err == nil {
+				emit(&kafka.Message{
+					Topic: tp.topic, Partition: tp.partition, Offset: rec.Offset, HighWaterMark: hwm,
+					Key: key, Value: value, Headers: rec.Headers, Time: rec.Time,
+				})
 			}
 			closeBytes(rec.Key, rec.Value)
 			if err != nil {
@@ -776,6 +851,16 @@ func readFetched(rr kafka.RecordReader, tp topicPartition, at, hwm int64, emit f
 		}
 	}
 	return at, nil
+}
+
+// readInto appends all of b to dst.
+func readInto(dst []byte, b kafka.Bytes) ([]byte, error) {
+	n := b.Len()
+	dst = slices.Grow(dst, n)[:n]
+	if _, err := io.ReadFull(b, dst); err != nil {
+		return dst[:0], err
+	}
+	return dst, nil
 }
 
 func closeBytes(bs ...kafka.Bytes) {
@@ -819,15 +904,15 @@ func resetOffset(ctx context.Context, cl *kafka.Client, tp topicPartition, at in
 // several Replayers of one group share a registry (tests), the last to write wins.
 
 type replayVecs struct {
-	events, duplicates, deadLettered, handlerErrors *prometheus.CounterVec
-	lag, partitions                                 *prometheus.GaugeVec
-	caughtUp, catchUpSeconds                        *prometheus.GaugeVec
-	assignments                                     *prometheus.CounterVec
+	events, duplicates, deadLettered, handlerErrors, skipped *prometheus.CounterVec
+	lag, partitions                                          *prometheus.GaugeVec
+	caughtUp, catchUpSeconds                                 *prometheus.GaugeVec
+	assignments                                              *prometheus.CounterVec
 }
 
 type replayTopicMetrics struct {
-	events, duplicates, deadLettered, handlerErrors prometheus.Counter
-	lag, partitions                                 prometheus.Gauge
+	events, duplicates, deadLettered, handlerErrors, skipped prometheus.Counter
+	lag, partitions                                          prometheus.Gauge
 }
 
 func (v *replayVecs) forTopic(topic, group string) *replayTopicMetrics {
@@ -836,6 +921,7 @@ func (v *replayVecs) forTopic(topic, group string) *replayTopicMetrics {
 		duplicates:    v.duplicates.WithLabelValues(topic, group),
 		deadLettered:  v.deadLettered.WithLabelValues(topic, group),
 		handlerErrors: v.handlerErrors.WithLabelValues(topic, group),
+		skipped:       v.skipped.WithLabelValues(topic, group),
 		lag:           v.lag.WithLabelValues(topic, group),
 		partitions:    v.partitions.WithLabelValues(topic, group),
 	}
@@ -860,6 +946,8 @@ func registerReplayVecs(reg prometheus.Registerer) (*replayVecs, error) {
 			"Messages that could not be read as events and were moved to the dead-letter topic.", labels...),
 		handlerErrors: counter("rtb_replay_handler_errors_total",
 			"Replay handler calls that failed (each is retried).", labels...),
+		skipped: counter("rtb_replay_skipped_total",
+			"Events of types the replay handler does not take, passed over (most without being decoded).", labels...),
 		lag: gauge("rtb_replay_lag",
 			"Events on this member's partitions not yet read (high-water marks less positions, summed); sum over members.", labels...),
 		partitions: gauge("rtb_replay_partitions",
@@ -875,7 +963,7 @@ func registerReplayVecs(reg prometheus.Registerer) (*replayVecs, error) {
 		return v, nil
 	}
 	var err error
-	for _, c := range []**prometheus.CounterVec{&v.events, &v.duplicates, &v.deadLettered, &v.handlerErrors, &v.assignments} {
+	for _, c := range []**prometheus.CounterVec{&v.events, &v.duplicates, &v.deadLettered, &v.handlerErrors, &v.skipped, &v.assignments} {
 		if *c, err = consumerRegister(reg, *c); err != nil {
 			return nil, err
 		}

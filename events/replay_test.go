@@ -741,6 +741,60 @@ func TestReplayFromBounds(t *testing.T) {
 	none.check(t)
 }
 
+// A replayer given Types hands the handler those types only, passing over the others of its topics
+// (sampled bids on rtb.bids, for the pacer) — undecoded where the producer wrote them, decoded and
+// dropped where another writer laid the fields out otherwise — and still dead-letters poison.
+func TestReplayTypes(t *testing.T) {
+	t.Parallel()
+	b := startTestBroker(t, "")
+	brokers := b.Addrs()
+	campaigns := rpCampaigns(t, 8)
+	ts := rpDay().Add(time.Hour)
+	var msgs []kafka.Message
+	const bidsPer = 50
+	for i, c := range campaigns {
+		for j := range bidsPer {
+			e := Event{V: Version, Type: Bid, ID: fmt.Sprintf("bid-%s-%d", c, j), TS: ts, RequestID: "r", ImpID: "1",
+				CampaignID: c, Exchange: "x", BidMicros: 1000}
+			msgs = append(msgs, rpMsg(e))
+		}
+		traffic := Event{V: Version, Type: Traffic, ID: "tr-" + c, TS: ts, CampaignID: c, Count: int64(i + 1),
+			Counts: Counts{{CampaignID: c, N: int64(i + 1)}}}
+		msgs = append(msgs, rpMsg(traffic), rpMsg(rpBill("bill-"+c, c, ts, 5000)))
+	}
+	// A bid of another writer, its fields in another order: decoded, then passed over.
+	other := mustJSON(map[string]any{"v": 1, "type": "bid", "id": "other-bid", "ts": ts.Format(time.RFC3339Nano),
+		"campaign_id": campaigns[0], "exchange": "x", "request_id": "r", "imp_id": "1", "price_micros": 0, "bid_micros": 1, "reason": 0})
+	msgs = append(msgs,
+		kafka.Message{Topic: TopicBids, Key: []byte(campaigns[0]), Value: other, Time: ts},
+		kafka.Message{Topic: TopicBids, Key: []byte(campaigns[1]), Value: []byte("not json"), Time: ts})
+	rpProduce(t, brokers, msgs...)
+
+	reg := prometheus.NewRegistry()
+	h := newRPHandler()
+	x := rpStart(t, ReplayConfig{Brokers: brokers, Group: "pacer", Topics: []string{TopicWins, TopicBids},
+		Types: []Type{Bill, Traffic}, PatientTopics: []string{TopicBids}, Registerer: reg}, h)
+	rpCaughtUp(t, x, []int{0, 1, 2, 3}, "the replay to catch up")
+	h.mu.Lock()
+	handled := h.allEvents
+	h.mu.Unlock()
+	if want := 2 * len(campaigns); handled != want {
+		t.Errorf("the handler got %d events, want %d (a traffic report and a bill per campaign)", handled, want)
+	}
+	bids := map[string]string{"topic": TopicBids, "group": "pacer"}
+	for name, want := range map[string]float64{
+		"rtb_replay_skipped_total":       float64(bidsPer*len(campaigns) + 1),
+		"rtb_replay_events_total":        float64(len(campaigns)),
+		"rtb_replay_dead_lettered_total": 1,
+	} {
+		if got := rpMetric(t, reg, name, bids); got != want {
+			t.Errorf("%s{topic=%s} = %v, want %v", name, TopicBids, got, want)
+		}
+	}
+	x.stop(t)
+	h.check(t)
+}
+
 func TestNewReplayerRefusals(t *testing.T) {
 	h := newRPHandler()
 	ok := ReplayConfig{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{TopicWins}}

@@ -135,7 +135,7 @@ func (r *StateReader) Run(ctx context.Context) error {
 	pending := map[int]int64{} // partition → end at start, for those not yet read up to it
 	start := func(p int, from int64) {
 		tp := topicPartition{r.topic, p}
-		wg.Go(func() { fetchLoop(fctx, cl, r.log, tp, from, out, conv) })
+		wg.Go(func() { fetchLoop(fctx, cl, r.log, tp, from, out, fetchOptions{}, conv) })
 	}
 	for p, from := range starts {
 		if from < ends[p] {

@@ -150,7 +150,13 @@ func (s *Service) Run(ctx context.Context) error {
 
 	rp, err := events.NewReplayer(events.ReplayConfig{
 		Brokers: s.cfg.Brokers, Group: s.cfg.Group, Topics: []string{events.TopicWins, events.TopicBids},
-		From: s.replayFrom, Logger: s.cfg.Logger,
+		// rtb.bids is read for its traffic reports; the sampled bids around them, most of the
+		// topic, are passed over without being decoded.
+		Types: []events.Type{events.Win, events.Bill, events.Traffic},
+		// Traffic counts feed a once-a-second step: they may wait for the fetch's long poll, so a
+		// busy bid log wakes the pacer twice a second per partition, not once per producer batch.
+		PatientTopics: []string{events.TopicBids},
+		From:          s.replayFrom, Logger: s.cfg.Logger,
 	}, s)
 	if err != nil {
 		return fmt.Errorf("pacer: %w", err)

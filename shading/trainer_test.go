@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -249,6 +250,27 @@ func TestTrainerConfigErrors(t *testing.T) {
 	}
 	if _, err := NewReader(ReaderConfig{Brokers: []string{"b"}}); err == nil {
 		t.Error("reader without shader")
+	}
+}
+
+// The bid log is most of the event volume: a trainer that reads it without needing it takes
+// bursts of a core from the request path.
+func TestTrainerReadsBidLogOnlyToInferLosses(t *testing.T) {
+	for _, tc := range []struct {
+		infer    []string
+		wantBids bool
+	}{
+		{nil, false},
+		{[]string{"silent-exchange"}, true},
+	} {
+		tr, _ := newTestTrainer(t, TrainerConfig{InferLossExchanges: tc.infer})
+		got := tr.topics()
+		if !slices.Contains(got, events.TopicWins) || !slices.Contains(got, events.TopicLosses) {
+			t.Errorf("infer %v: topics %v miss the notices", tc.infer, got)
+		}
+		if slices.Contains(got, events.TopicBids) != tc.wantBids {
+			t.Errorf("infer %v: topics %v, want bid log read %v", tc.infer, got, tc.wantBids)
+		}
 	}
 }
 

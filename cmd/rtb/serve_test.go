@@ -88,6 +88,24 @@ func postFile(t *testing.T, url, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// noBids is the server's count of no-bids for reason, from its /metrics.
+func noBids(t *testing.T, admin, reason string) string {
+	t.Helper()
+	_, m := get("http://" + admin + "/metrics")
+	return grepLines(m, `rtb_no_bid_total{reason="`+reason+`"}`)
+}
+
+// grepLines is the lines of text that start with prefix.
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 const oneCampaign = `campaigns:
   - id: only-%s
     advertiser_domain: shop.example
@@ -155,8 +173,18 @@ func TestServe(t *testing.T) {
 	// A broken file is refused and the campaigns in force keep bidding.
 	os.WriteFile(camp, []byte("campaigns:\n  - id: broken\n    dayly: 5\n"), 0o644)
 	waitFor(t, "the broken file to be refused", func() bool { return strings.Contains(logs.String(), "campaign reload refused") })
-	if status, body = postFile(t, bidURL, example); status != 200 || !strings.Contains(body, `"cid":"only-b"`) {
-		t.Fatalf("bid after a broken reload: %d %s", status, body)
+	// A bid the race-built server could not answer within its budget on a loaded CI machine is a
+	// no-bid for a reason the reload has nothing to do with: ask again then, and only then.
+	for try := 0; ; try++ {
+		before := noBids(t, admin, "deadline")
+		status, body = postFile(t, bidURL, example)
+		if status == 200 || try == 4 || noBids(t, admin, "deadline") == before {
+			break
+		}
+	}
+	if status != 200 || !strings.Contains(body, `"cid":"only-b"`) {
+		_, m := get("http://" + admin + "/metrics")
+		t.Fatalf("bid after a broken reload: %d %s; no-bid reasons:\n%s", status, body, grepLines(m, "rtb_no_bid_total"))
 	}
 	// SIGHUP re-reads the file.
 	os.WriteFile(camp, fmt.Appendf(nil, oneCampaign, "c"), 0o644)

@@ -327,7 +327,7 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 	calls := 0
 	step := func() (states int, busySeen bool) {
 		calls = 0
-		dst = c.UpdateChunks(dst, now, 256, func(chunk []pacing.State) bool {
+		dst = c.UpdateChunks(dst, now, 256, 0, func(chunk []pacing.State) bool {
 			calls++
 			if len(chunk) > 256 {
 				t.Fatalf("a chunk of %d states", len(chunk))
@@ -372,5 +372,37 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 	now = time.Date(2026, 11, 24, 0, 0, 0, 1, time.UTC)
 	if got, _ := step(); got != n {
 		t.Errorf("the step at the day's end gave %d states, want all %d", got, n)
+	}
+}
+
+// TestUpdateChunksBudget: a chunk ends when its time is up, however many states it may hold, and
+// the step still covers every campaign. A budget of a nanosecond is up at the first look at the
+// clock, so this holds on any machine.
+func TestUpdateChunksBudget(t *testing.T) {
+	const n = 1_000
+	bs := make([]pacing.Budget, n)
+	for i := range bs {
+		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%04d", i), Daily: 100_000_000, Active: true}
+	}
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		budget    time.Duration
+		wantChunk int // the largest chunk
+	}{
+		{0, 256},
+		{time.Nanosecond, 16},
+		{time.Hour, 256},
+	} {
+		c := pacing.NewController(pacing.Config{})
+		c.SetBudgets(bs, now)
+		states, largest := 0, 0
+		c.UpdateChunks(nil, now, 256, tc.budget, func(chunk []pacing.State) bool {
+			states += len(chunk)
+			largest = max(largest, len(chunk))
+			return true
+		})
+		if states != n || largest != tc.wantChunk {
+			t.Errorf("budget %v: %d states in chunks of at most %d, want %d in chunks of at most %d", tc.budget, states, largest, n, tc.wantChunk)
+		}
 	}
 }

@@ -258,6 +258,10 @@ func (s *Service) Run(ctx context.Context) error {
 // is run again first; a sleep leaves it nothing else.
 const publishChunk = 256
 
+// chunkBudget bounds a chunk by time as well: 256 states held the pacer's goroutine for 660 µs in
+// an execution trace of rtb serve at 10,000 campaigns and 10,000 requests/s.
+const chunkBudget = 200 * time.Microsecond
+
 func pause() { time.Sleep(50 * time.Microsecond) }
 
 // refreshSlices is how many slices an interval's spend refreshes are spread over, so that they do
@@ -270,7 +274,7 @@ const refreshSlices = 10
 const spendRefreshes = 10
 
 // step runs one control step if this member owns partitions and has replayed them, in chunks of
-// publishChunk campaigns, calling each with the assignment's number and every chunk's states
+// at most publishChunk campaigns and chunkBudget, calling each with the assignment's number and every chunk's states
 // (valid until it returns), with a pause between chunks. It returns the heartbeats of the partitions whose campaigns it stepped to
 // the end, none if the assignment changed meanwhile (the states are then another member's to
 // vouch for).
@@ -288,7 +292,7 @@ func (s *Service) step(buf []State, each func(gen int, chunk []State)) ([]State,
 	s.mu.Unlock()
 	now := s.cfg.Now()
 	complete, first := true, true
-	buf = ctrl.UpdateChunks(buf, now, publishChunk, func(chunk []State) bool {
+	buf = ctrl.UpdateChunks(buf, now, publishChunk, chunkBudget, func(chunk []State) bool {
 		if !first {
 			pause()
 		}

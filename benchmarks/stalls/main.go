@@ -11,7 +11,9 @@
 // (runtime.gcBgMarkWorker) is the GC's. Any other goroutine may be made to help the GC while it
 // runs (mark assists, incremental sweeping, both ranges in the trace); that time is counted as the
 // GC's too, and a run's "outside the GC" length is its length minus the assist and sweep time
-// within it.
+// within it. The runs of the goroutine serving /debug/pprof/trace are the tracer's: starting a
+// trace stops the world to record every goroutine, a cost of being traced, not of rtb, so they are
+// shown apart.
 package main
 
 import (
@@ -68,6 +70,7 @@ type analysis struct {
 	name        map[trace.GoID]string // where the goroutine last stopped running: what it is
 	request     map[trace.GoID]bool   // a fasthttp (request) goroutine
 	gcWorker    map[trace.GoID]bool   // a background mark worker
+	tracer      map[trace.GoID]bool   // the goroutine serving /debug/pprof/trace
 	gcWork      map[trace.GoID][]span // mark assists and incremental sweeps, per goroutine
 	first, last trace.Time
 
@@ -88,7 +91,7 @@ func analyze(path string, frames int) (*analysis, error) {
 	}
 	a := &analysis{
 		name: map[trace.GoID]string{}, request: map[trace.GoID]bool{},
-		gcWorker: map[trace.GoID]bool{}, gcWork: map[trace.GoID][]span{},
+		gcWorker: map[trace.GoID]bool{}, tracer: map[trace.GoID]bool{}, gcWork: map[trace.GoID][]span{},
 		assisting: map[trace.GoID]trace.Time{}, sweeping: map[trace.ProcID]span{},
 	}
 	running := map[trace.GoID]trace.Time{}
@@ -128,6 +131,9 @@ func analyze(path string, frames int) (*analysis, error) {
 			}
 			if strings.Contains(full, "runtime.gcBgMarkWorker") {
 				a.gcWorker[g] = true
+			}
+			if strings.Contains(full, "net/http/pprof.Trace") {
+				a.tracer[g] = true
 			}
 		}
 		switch {
@@ -209,6 +215,8 @@ func run(path string, top, frames int, w io.Writer) error {
 		tag := ""
 		if a.gcWorker[s.g] {
 			tag = "  [GC mark worker]"
+		} else if a.tracer[s.g] {
+			tag = "  [the tracer]"
 		} else if gc := a.gcIn(s); gc > 0 {
 			tag = fmt.Sprintf("  [%s of it GC assist/sweep]", ms(gc))
 		}
@@ -246,7 +254,7 @@ func run(path string, top, frames int, w io.Writer) error {
 // Summary is the -summary line. Durations are in µs. The longest run outside the GC is the one
 // whose length less its GC assist and sweep time is the largest, among the goroutines that are not
 // mark workers (its whole length and that GC time are given too); the longest GC run is the longest
-// run of a mark worker or the longest single assist or sweep.
+// run of a mark worker or the longest single assist or sweep. The tracer's longest run is apart.
 type Summary struct {
 	LongestNonGCUs int64  `json:"longest_non_gc_us"`
 	NonGCRunUs     int64  `json:"non_gc_run_us"`
@@ -257,6 +265,7 @@ type Summary struct {
 	GCGoroutine    int64  `json:"gc_goroutine"`
 	GCWhere        string `json:"gc_where"`
 	Runs           int    `json:"runs"`
+	TracerUs       int64  `json:"tracer_us"`
 	RequestWaitUs  int64  `json:"longest_request_wait_us"`
 	TraceMs        int64  `json:"trace_ms"`
 }
@@ -265,6 +274,10 @@ func summarize(a *analysis) Summary {
 	s := Summary{Runs: len(a.runs), TraceMs: time.Duration(a.last - a.first).Milliseconds()}
 	var nonGC, gc time.Duration
 	for _, rn := range a.runs {
+		if a.tracer[rn.g] {
+			s.TracerUs = max(s.TracerUs, rn.dur().Microseconds())
+			continue
+		}
 		if a.gcWorker[rn.g] {
 			if rn.dur() > gc {
 				gc = rn.dur()

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -118,13 +122,15 @@ func TestSummary(t *testing.T) {
 	}
 }
 
-// A run of a mark worker is the GC's; another goroutine's run less its assists is not.
+// A run of a mark worker is the GC's; another goroutine's run less its assists is not; the
+// tracer's runs are neither.
 func TestSummarizeSplitsGC(t *testing.T) {
 	ms := func(v int) xtrace.Time { return xtrace.Time(v) * xtrace.Time(time.Millisecond) }
 	a := &analysis{
-		runs:     []span{{1, ms(0), ms(5), ""}, {2, ms(10), ms(13), ""}, {3, ms(20), ms(22), ""}},
-		name:     map[xtrace.GoID]string{1: "runtime.gcBgMarkWorker", 2: "pacing.publish", 3: "bidder.handle"},
+		runs:     []span{{1, ms(0), ms(5), ""}, {2, ms(10), ms(13), ""}, {3, ms(20), ms(22), ""}, {4, ms(23), ms(27), ""}},
+		name:     map[xtrace.GoID]string{1: "runtime.gcBgMarkWorker", 2: "pacing.publish", 3: "bidder.handle", 4: "pprof.sleep < pprof.Trace"},
 		gcWorker: map[xtrace.GoID]bool{1: true},
+		tracer:   map[xtrace.GoID]bool{4: true}, // its 4 ms are the trace's start, not rtb's
 		// g2 ran 3 ms, 2.5 of them assisting: 0.5 ms its own; g3's 2 ms are all its own.
 		gcWork: map[xtrace.GoID][]span{2: {{2, ms(10), ms(12) + ms(1)/2, ""}}},
 		first:  ms(0), last: ms(30),
@@ -133,7 +139,48 @@ func TestSummarizeSplitsGC(t *testing.T) {
 	if s.LongestNonGCUs != 2000 || s.NonGCWhere != "bidder.handle" || s.NonGCAssistUs != 0 {
 		t.Errorf("outside the GC: %+v, want bidder.handle's 2 ms", s)
 	}
+	if s.TracerUs != 4000 {
+		t.Errorf("tracer: %d µs, want its 4 ms apart", s.TracerUs)
+	}
 	if s.LongestGCUs != 5000 || s.GCWhere != "runtime.gcBgMarkWorker" {
 		t.Errorf("GC: %+v, want the mark worker's 5 ms", s)
+	}
+}
+
+// A trace taken from /debug/pprof/trace, as benchmarks/run.sh takes it: the serving goroutine's
+// runs are the tracer's, reported apart, and the longest run outside the GC is the spin's.
+func TestTracerApart(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(pprof.Trace))
+	defer srv.Close()
+	done := make(chan int)
+	go func() {
+		time.Sleep(200 * time.Millisecond) // inside the trace's second
+		done <- spinWithoutABreak(30 * time.Millisecond)
+	}()
+	resp, err := http.Get(srv.URL + "?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(t.TempDir(), "t.out")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	<-done
+	a, err := analyze(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := summarize(a)
+	if len(a.tracer) == 0 || s.TracerUs <= 0 {
+		t.Errorf("no run of the tracer found: %+v", s)
+	}
+	if strings.Contains(s.NonGCWhere, "pprof.Trace") || s.LongestNonGCUs < 5_000 {
+		t.Errorf("longest run outside the GC = %d µs at %q, want the spin's, not the tracer's", s.LongestNonGCUs, s.NonGCWhere)
 	}
 }

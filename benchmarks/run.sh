@@ -11,8 +11,9 @@
 # the baseline for N in BASELINE_CAMPAIGNS, each loading the same file of N synthetic campaigns
 # (benchmarks/campaigns). For every rtb row also: the time to ready, its idle cost (CPU, allocation
 # rate, RSS with no traffic; IDLE_CAMPAIGNS adds rows started only for it) and, from an execution
-# trace taken at half the knee, its longest goroutine run outside the GC (benchmarks/stalls); the
-# floor gets the same trace, the control for what the machine itself does to any server's goroutines.
+# trace taken at half the knee, its longest goroutine run outside the GC (benchmarks/stalls), once
+# on the shared cores and once moved onto a core of its own (PIN_SERVER, the generator on PIN_CLIENT);
+# the floor gets the same traces, the control for what the machine itself does to any server's goroutines.
 # Writes OUT (benchmarks/RESULTS.md). See benchmarks/README.md for every variable.
 #
 # Usage: bash benchmarks/run.sh                       (about 25 minutes with the defaults, at most ~40)
@@ -357,18 +358,38 @@ idle() {
 	log "$name: idle ${IDLE_CPU[$name]} cores, ${IDLE_ALLOC[$name]} MB/s allocated, RSS ${IDLE_RSS[$name]} MB; one /metrics scrape: ${SCRAPE[$name]}"
 }
 
-# stall NAME: one run at half the knee (STALL_RATE when there is no knee) of STALL_SECONDS + 3 s,
+# stall NAME [pinned]: one run at half the knee (STALL_RATE when there is no knee) of STALL_SECONDS + 3 s,
 # with an execution trace of STALL_SECONDS taken from 2 s in, read by benchmarks/stalls. Sets
 # ST_RATE, ST_NONGC (µs), ST_NONGC_WHERE, ST_ASSIST (µs of GC work inside that run), ST_GC,
-# ST_GC_WHERE, ST_WAIT (a request goroutine's longest wait to run, µs), ST_P99 (the run's p99),
-# ST_RQ (ms a second the server's threads waited for a CPU during the trace: the OS's share).
-declare -A ST_RATE ST_NONGC ST_NONGC_WHERE ST_ASSIST ST_GC ST_GC_WHERE ST_WAIT ST_P99 ST_RQ
+# ST_GC_WHERE, ST_TRACER (the tracer's own longest run, µs), ST_WAIT (a request goroutine's longest
+# wait to run, µs), ST_P99 (the run's p99), ST_RQ (ms a second the server's threads waited for a CPU
+# during the trace: the OS's share), ST_PROCS (the server's GOMAXPROCS, "-" when it has no metrics),
+# under the key NAME. "pinned", under the key "NAME pinned": the control for the OS's share, the
+# running server moved onto CPU PIN_SERVER alone (Go follows its affinity: GOMAXPROCS becomes 1) and
+# the load generator onto PIN_CLIENT, so that no run is lengthened by the other process taking its
+# core; the server is given back every CPU afterwards.
+declare -A ST_RATE ST_NONGC ST_NONGC_WHERE ST_ASSIST ST_GC ST_GC_WHERE ST_TRACER ST_WAIT ST_P99 ST_RQ ST_PROCS
 stall() {
-	local name=$1 rate lp tr=$WORK/$1.trace js q0 q1 t0 t1
+	local name=$1 key=$1 rate lp tr js q0 q1 t0 t1 saved=()
+	if [[ ${2:-} == pinned ]]; then key="$1 pinned"; fi
+	tr=$WORK/${key// /-}.trace
 	rate=${HALF[$name]:--}
 	if [[ ! $rate =~ ^[1-9][0-9]*$ ]]; then rate=$STALL_RATE; fi
-	ST_RATE[$name]=$rate ST_NONGC[$name]=- ST_NONGC_WHERE[$name]=- ST_ASSIST[$name]=- ST_GC[$name]=- ST_GC_WHERE[$name]=- ST_WAIT[$name]=- ST_P99[$name]=- ST_RQ[$name]=-
-	log "$name: execution trace of ${STALL_SECONDS}s at $rate/s"
+	ST_RATE[$key]=$rate ST_NONGC[$key]=- ST_NONGC_WHERE[$key]=- ST_ASSIST[$key]=- ST_GC[$key]=- ST_GC_WHERE[$key]=- ST_TRACER[$key]=- ST_WAIT[$key]=- ST_P99[$key]=- ST_RQ[$key]=- ST_PROCS[$key]=-
+	if [[ ${2:-} == pinned ]]; then
+		if ! taskset -a -p -c "$PIN_SERVER" "$SERVER_PID" >/dev/null 2>>"$WORK/stalls.log"; then
+			log "$name: could not move the server onto CPU $PIN_SERVER (see $WORK/stalls.log): no pinned trace"
+			return
+		fi
+		saved=("${CLI_PIN[@]}")
+		CLI_PIN=(taskset -c "$PIN_CLIENT")
+		sleep 3 # the runtime looks at its affinity about once a second
+	fi
+	if [[ -n $ADMIN ]]; then
+		ST_PROCS[$key]=$(timeout 60 curl -s "$ADMIN/metrics?name[]=go_sched_gomaxprocs_threads" 2>/dev/null | awk '/^go_sched_gomaxprocs_threads / { print $2 }')
+		ST_PROCS[$key]=${ST_PROCS[$key]:--}
+	fi
+	log "$key: execution trace of ${STALL_SECONDS}s at $rate/s (GOMAXPROCS ${ST_PROCS[$key]})"
 	rm -f "$tr" "$WORK/$name-stall.json"
 	loadgen "$rate" "$((STALL_SECONDS + 3))s" "$WORK/$name-stall.json" &
 	lp=$!
@@ -377,17 +398,22 @@ stall() {
 	q0=$(rqwait) t0=$(date +%s.%N)
 	timeout "$((STALL_SECONDS + 60))" curl -s -o "$tr" "$PPROF/debug/pprof/trace?seconds=$STALL_SECONDS" || true
 	q1=$(rqwait) t1=$(date +%s.%N)
-	ST_RQ[$name]=$(awk -v a="$q0" -v b="$q1" -v t0="$t0" -v t1="$t1" 'BEGIN{ printf "%.1f", (b - a) / 1e6 / (t1 - t0) }')
+	ST_RQ[$key]=$(awk -v a="$q0" -v b="$q1" -v t0="$t0" -v t1="$t1" 'BEGIN{ printf "%.1f", (b - a) / 1e6 / (t1 - t0) }')
 	wait "$lp" || true
-	if [[ -s $WORK/$name-stall.json ]]; then ST_P99[$name]=$(jq -r '.latency.p99_us // "-"' "$WORK/$name-stall.json"); fi
+	if [[ ${2:-} == pinned ]]; then
+		CLI_PIN=("${saved[@]}")
+		taskset -a -p -c "0-$(($(nproc) - 1))" "$SERVER_PID" >/dev/null 2>>"$WORK/stalls.log" || log "$name: could not give the server every CPU back"
+		sleep 3
+	fi
+	if [[ -s $WORK/$name-stall.json ]]; then ST_P99[$key]=$(jq -r '.latency.p99_us // "-"' "$WORK/$name-stall.json"); fi
 	if ! js=$("$WORK/stalls" -summary -frames 3 "$tr" 2>>"$WORK/stalls.log"); then
-		log "$name: the trace could not be read (see $WORK/stalls.log)"
+		log "$key: the trace could not be read (see $WORK/stalls.log)"
 		return
 	fi
-	read -r "ST_NONGC[$name]" "ST_ASSIST[$name]" "ST_GC[$name]" "ST_WAIT[$name]" < <(jq -r '[.longest_non_gc_us, .non_gc_assist_us, .longest_gc_us, .longest_request_wait_us] | @tsv' <<<"$js")
-	ST_NONGC_WHERE[$name]=$(jq -r '"g\(.non_gc_goroutine) \(.non_gc_where)"' <<<"$js" | sed 's/|/\\|/g')
-	ST_GC_WHERE[$name]=$(jq -r 'if .longest_gc_us > 0 then "g\(.gc_goroutine) \(.gc_where)" else "no GC in the trace" end' <<<"$js" | sed 's/|/\\|/g')
-	log "$name @ $rate/s: longest run outside the GC ${ST_NONGC[$name]}µs (${ST_NONGC_WHERE[$name]}), GC ${ST_GC[$name]}µs (${ST_GC_WHERE[$name]}), p99 of the run ${ST_P99[$name]}µs, threads waited for a CPU ${ST_RQ[$name]} ms/s"
+	read -r "ST_NONGC[$key]" "ST_ASSIST[$key]" "ST_GC[$key]" "ST_TRACER[$key]" "ST_WAIT[$key]" < <(jq -r '[.longest_non_gc_us, .non_gc_assist_us, .longest_gc_us, .tracer_us, .longest_request_wait_us] | @tsv' <<<"$js")
+	ST_NONGC_WHERE[$key]=$(jq -r '"g\(.non_gc_goroutine) \(.non_gc_where)"' <<<"$js" | sed 's/|/\\|/g')
+	ST_GC_WHERE[$key]=$(jq -r 'if .longest_gc_us > 0 then "g\(.gc_goroutine) \(.gc_where)" else "no GC in the trace" end' <<<"$js" | sed 's/|/\\|/g')
+	log "$key @ $rate/s: longest run outside the GC ${ST_NONGC[$key]}µs (${ST_NONGC_WHERE[$key]}), GC ${ST_GC[$key]}µs (${ST_GC_WHERE[$key]}), tracer ${ST_TRACER[$key]}µs, p99 of the run ${ST_P99[$key]}µs, threads waited for a CPU ${ST_RQ[$key]} ms/s"
 	"$WORK/stalls" -top 5 -frames 4 "$tr" 2>/dev/null | sed -n '1,6p' | sed 's/^/==   /' >&2 || true
 	rm -f "$tr"
 }
@@ -433,7 +459,11 @@ measure() {
 	log "$1: ready in ${READY_S} s"
 	if [[ $2 == rtb ]]; then idle "$1"; fi
 	knee "$1"
-	if [[ $2 == rtb || $2 == floor ]]; then stall "$1"; fi
+	if [[ $2 == rtb || $2 == floor ]]; then
+		stall "$1"
+		# With PIN=1 the trace above is already of a server on a core of its own.
+		if [[ $PIN == 0 ]]; then stall "$1" pinned; fi
+	fi
 }
 
 declare -A WRK
@@ -583,6 +613,26 @@ idle_ratio() { # KIND(IDLE_CPU|IDLE_ALLOC): "RATIO | VERDICT" for rtb@IDLE_HI ÷
 	esac
 }
 
+# stall_verdict SUFFIX: the stall aim over every rtb row's trace under the key "NAME$SUFFIX".
+stall_verdict() {
+	local n k rows=0 over=()
+	for n in rtb "${MANY[@]/#/rtb@}"; do
+		k=$n$1
+		[[ ${ST_NONGC[$k]:--} =~ ^[0-9]+$ ]] || continue
+		rows=$((rows + 1))
+		if ((ST_NONGC[$k] > STALL_AIM_US)); then over+=("$(label "$n"): ${ST_NONGC[$k]} µs"); fi
+	done
+	if ((rows == 0)); then
+		echo "not measured"
+	elif ((${#over[@]} == 0)); then
+		echo "met ($rows rows)"
+	else
+		local v
+		v=$(printf '%s; ' "${over[@]}")
+		echo "not met: ${v%; }"
+	fi
+}
+
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 TOTAL=$((SECONDS - T0))
 {
@@ -683,20 +733,12 @@ TOTAL=$((SECONDS - T0))
 		IFS='|' read -r r1 v1 <<<"$(idle_ratio "$k")"
 		echo "| idle $([[ $k == IDLE_CPU ]] && echo CPU || echo "allocation rate"), rtb $(fmtn "${IDLE_HI:-?}") ÷ $(fmtn "${IDLE_LO:-?}") campaigns | $r1 | - | - | - | ≤ 2 — ${v1# } |"
 	done
-	stall_rows=() stall_over=()
-	for n in rtb "${MANY[@]/#/rtb@}"; do
-		if [[ ${ST_NONGC[$n]:--} =~ ^[0-9]+$ ]]; then
-			stall_rows+=("$n")
-			if ((ST_NONGC[$n] > STALL_AIM_US)); then stall_over+=("$(label "$n"): ${ST_NONGC[$n]} µs"); fi
-		fi
-	done
-	if ((${#stall_rows[@]} == 0)); then
-		v1="not measured"
-	elif ((${#stall_over[@]} == 0)); then
-		v1="met (${#stall_rows[@]} rows)"
+	# The aim is judged on the pinned traces, where a run's length is the goroutine's own work; the
+	# traces on shared cores are given beside them.
+	if [[ $PIN == 0 ]]; then
+		v1="on a core of its own: $(stall_verdict ' pinned'); on cores shared with the load generator: $(stall_verdict '')"
 	else
-		v1=$(printf '%s; ' "${stall_over[@]}")
-		v1="not met: ${v1%; }"
+		v1="on a core of its own (PIN=1): $(stall_verdict '')"
 	fi
 	echo "| no goroutine run over 1 ms outside the GC (every rtb row, trace at half the knee) | - | - | - | - | ≤ 1 ms — $v1 |"
 	echo
@@ -737,21 +779,29 @@ TOTAL=$((SECONDS - T0))
 	echo "the mark-assist and sweep time inside another goroutine's run, which is subtracted and shown), and the"
 	echo "longest GC run; each goroutine named by where that run stopped. Aim: no run over 1 ms outside the GC."
 	echo "A run is the scheduler's view: time the OS gave the thread's core to another process (the load"
-	echo "generator, on shared cores) counts as running. Two controls for that: the floor, which has no"
-	echo "work of its own besides answering, traced the same way (its longest runs are what the machine and"
-	echo "the kernel's loopback do to any server's goroutines), and per row the time the server's threads"
-	echo "spent runnable but waiting for a CPU during the trace (\`/proc/PID/task/*/schedstat\`), in ms a second."
+	echo "generator, on shared cores) counts as running. So each server is traced twice: as it runs in the"
+	echo "table above, on cores shared with the load generator, and then (\"on its own core\") moved while it runs onto"
+	echo "CPU $PIN_SERVER alone (\`taskset -a -p\`; Go follows its affinity, GOMAXPROCS becomes 1) with the load generator on"
+	echo "CPU $PIN_CLIENT, where a run's length is the goroutine's own work; the aim is judged there. Two more controls: the floor,"
+	echo "which has no work of its own besides answering, traced the same way, and per row the time the server's"
+	echo "threads spent runnable but waiting for a CPU during the trace (\`/proc/PID/task/*/schedstat\`), in ms a second."
+	echo "The goroutine serving the trace is the tracer (starting a trace stops the world to record every"
+	echo "goroutine): its longest run is shown apart, not counted."
 	echo
-	echo "| server | rate (req/s) | p99 of the run (µs) | longest run outside the GC (µs) | GC work inside it (µs) | that goroutine | longest GC run (µs) | that goroutine | longest wait of a request goroutine (µs) | threads waited for a CPU (ms/s) | ≤ 1 ms |"
-	echo "|---|---:|---:|---:|---:|---|---:|---|---:|---:|---|"
-	for n in floor rtb "${MANY[@]/#/rtb@}"; do
-		has "$n" || continue
-		if [[ ${ST_NONGC[$n]:--} =~ ^[0-9]+$ ]]; then
-			v1=$( ((ST_NONGC[$n] <= STALL_AIM_US)) && echo met || echo "not met")
-		else
-			v1="-"
-		fi
-		echo "| $(label "$n") | ${ST_RATE[$n]:--} | ${ST_P99[$n]:--} | ${ST_NONGC[$n]:--} | ${ST_ASSIST[$n]:--} | ${ST_NONGC_WHERE[$n]:--} | ${ST_GC[$n]:--} | ${ST_GC_WHERE[$n]:--} | ${ST_WAIT[$n]:--} | ${ST_RQ[$n]:--} | $v1 |"
+	echo "| server | GOMAXPROCS | rate (req/s) | p99 of the run (µs) | longest run outside the GC (µs) | GC work inside it (µs) | that goroutine | longest GC run (µs) | that goroutine | the tracer's longest run (µs) | longest wait of a request goroutine (µs) | threads waited for a CPU (ms/s) | ≤ 1 ms |"
+	echo "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---|"
+	for k in '' ' pinned'; do
+		for n in floor rtb "${MANY[@]/#/rtb@}"; do
+			has "$n" || continue
+			m=$n$k
+			[[ -n ${ST_RATE[$m]:-} ]] || continue
+			if [[ ${ST_NONGC[$m]:--} =~ ^[0-9]+$ ]]; then
+				v1=$( ((ST_NONGC[$m] <= STALL_AIM_US)) && echo met || echo "not met")
+			else
+				v1="-"
+			fi
+			echo "| $(label "$n")${k:+, on its own core} | ${ST_PROCS[$m]:--} | ${ST_RATE[$m]:--} | ${ST_P99[$m]:--} | ${ST_NONGC[$m]:--} | ${ST_ASSIST[$m]:--} | ${ST_NONGC_WHERE[$m]:--} | ${ST_GC[$m]:--} | ${ST_GC_WHERE[$m]:--} | ${ST_TRACER[$m]:--} | ${ST_WAIT[$m]:--} | ${ST_RQ[$m]:--} | $v1 |"
+		done
 	done
 	if has floor || has rtb; then
 		echo

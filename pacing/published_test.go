@@ -54,3 +54,68 @@ func TestPublishedDue(t *testing.T) {
 		t.Errorf("10,000 quiet campaigns over 600 steps: %d states published, want 10,000 (their first)", sent)
 	}
 }
+
+// A step's chunks may hold as few as 16 states when they end on time: what they find due is still
+// written publishChunk states at a time, every state once and in order, and a failed write forgets
+// exactly its states (sent again at the next step) and keeps the heartbeat back.
+func TestStateBatchWritesFullBatches(t *testing.T) {
+	for _, tc := range []struct {
+		states, chunk int
+		failAt        int // the write that fails, 0 for none
+		wantWrites    int
+	}{
+		{1000, 16, 0, 4},
+		{1000, 256, 0, 4},
+		{10, 16, 0, 1},
+		{0, 16, 0, 1}, // the empty write is the writer's to skip
+		{1000, 16, 2, 4},
+	} {
+		var writes [][]string
+		forgot := map[string]bool{}
+		b := stateBatch{
+			write: func(sts []State) error {
+				ids := make([]string, len(sts))
+				for i, st := range sts {
+					ids[i] = st.CampaignID
+				}
+				writes = append(writes, ids)
+				if len(writes) == tc.failAt {
+					return fmt.Errorf("broker down")
+				}
+				return nil
+			},
+			forget: func(id string) { forgot[id] = true },
+		}
+		for i := 0; i < tc.states; i += tc.chunk {
+			for j := i; j < min(i+tc.chunk, tc.states); j++ {
+				b.add(State{CampaignID: fmt.Sprintf("c-%04d", j)})
+			}
+		}
+		b.flush()
+		name := fmt.Sprintf("%d states in chunks of %d, write %d failing", tc.states, tc.chunk, tc.failAt)
+		if len(writes) != tc.wantWrites {
+			t.Errorf("%s: %d writes, want %d", name, len(writes), tc.wantWrites)
+		}
+		next := 0
+		for w, ids := range writes {
+			if len(ids) > publishChunk {
+				t.Errorf("%s: write %d of %d states, more than %d", name, w+1, len(ids), publishChunk)
+			}
+			for _, id := range ids {
+				if want := fmt.Sprintf("c-%04d", next); id != want {
+					t.Fatalf("%s: write %d has %s where %s was due", name, w+1, id, want)
+				}
+				next++
+				if forgot[id] != (w+1 == tc.failAt) {
+					t.Errorf("%s: %s (write %d) forgotten %v", name, id, w+1, forgot[id])
+				}
+			}
+		}
+		if next != tc.states {
+			t.Errorf("%s: %d states written, want %d", name, next, tc.states)
+		}
+		if b.failed != (tc.failAt > 0) {
+			t.Errorf("%s: failed %v", name, b.failed)
+		}
+	}
+}

@@ -193,7 +193,8 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return write(kvs)
 	}
-	var changed []State
+	// Sent again at the next step when a write fails; until then no heartbeat may vouch for them.
+	changed := stateBatch{write: publish, forget: func(id string) { sent.forget(id) }}
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,7 +211,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// Whatever the last interval's slices left goes out first.
 		publish(refreshes)
 		refreshes = refreshBuf[:0]
-		failed := false
+		changed.failed = false
 		var hb []Heartbeat
 		states, hb = s.step(states, func(gen int, chunk []State) {
 			if gen != sentGen {
@@ -218,25 +219,18 @@ func (s *Service) Run(ctx context.Context) error {
 				// every state goes out again before a heartbeat of ours vouches for it.
 				sent, sentGen = newPublished(spendRefreshes*s.ccfg.Interval), gen
 			}
-			changed = changed[:0]
 			for i := range chunk {
 				st := &chunk[i]
 				switch sent.due(st) {
 				case sendNow:
-					changed = append(changed, *st)
+					changed.add(*st)
 				case sendRefresh:
 					refreshes = append(refreshes, *st)
 				}
 			}
-			if err := publish(changed); err != nil {
-				// Sent again at the next step; until then no heartbeat may vouch for them.
-				for _, st := range changed {
-					sent.forget(st.CampaignID)
-				}
-				failed = true
-			}
 		})
-		if !failed && len(hb) > 0 {
+		changed.flush()
+		if !changed.failed && len(hb) > 0 {
 			kvs = kvs[:0]
 			for _, h := range hb {
 				kvs = append(kvs, events.KV{Key: HeartbeatKey(h.Partition), Value: EncodeHeartbeat(h)})
@@ -248,6 +242,34 @@ func (s *Service) Run(ctx context.Context) error {
 		// next step however the two tickers drift.
 		perSlice = (len(refreshes) + refreshSlices - 2) / (refreshSlices - 1)
 	}
+}
+
+// stateBatch gathers the states a step found due and writes them publishChunk at a time. A chunk
+// of the step ends on time as well as on count, so it may hold a few states: one write a chunk
+// would be up to 16 times as many writes, each a produce request (and a partial batch waiting out
+// the writer's BatchTimeout) and a fetch woken in every bidder.
+type stateBatch struct {
+	states []State
+	write  func([]State) error
+	forget func(campaignID string) // a state whose write failed
+	failed bool                    // a write failed since the step began
+}
+
+func (b *stateBatch) add(st State) {
+	b.states = append(b.states, st)
+	if len(b.states) >= publishChunk {
+		b.flush()
+	}
+}
+
+func (b *stateBatch) flush() {
+	if err := b.write(b.states); err != nil {
+		for _, st := range b.states {
+			b.forget(st.CampaignID)
+		}
+		b.failed = true
+	}
+	b.states = b.states[:0]
 }
 
 // publishChunk is how many campaigns a step computes and publishes between pauses, and pause how

@@ -112,6 +112,11 @@ go build -o "$WORK/floor" ./benchmarks/floor
 go build -o "$WORK/baseline" ./benchmarks/baseline
 go build -o "$WORK/campaigns" ./benchmarks/campaigns
 go build -o "$WORK/stalls" ./benchmarks/stalls
+go build -o "$WORK/timers" ./benchmarks/timers
+# How late this machine's timers fire with nothing else running: the VM's own noise, which no
+# server's p99 can be below. Measured again at the end.
+TIMERS0=$("$WORK/timers" 2>/dev/null | sed 's/.*: late by //') || TIMERS0="not measured"
+log "timers before the run: time.Sleep(500µs) late by $TIMERS0"
 # The sample campaigns without their frequency caps, for rtb and the baseline alike: the baseline
 # implements no caps, and the load generator's pool brings each user back many times a minute, so
 # capped campaigns would soon stop bidding in rtb: it would do less work than the baseline per
@@ -633,6 +638,7 @@ stall_verdict() {
 	fi
 }
 
+TIMERS1=$("$WORK/timers" 2>/dev/null | sed 's/.*: late by //') || TIMERS1="not measured"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 TOTAL=$((SECONDS - T0))
 {
@@ -651,6 +657,7 @@ TOTAL=$((SECONDS - T0))
 	echo "- built from: $BUILT_FROM"
 	echo "- nproc: $(nproc); CPU: $CPU"
 	echo "- load average (1, 5, 15 min) before the run: $LOAD0; after: $(cut -d" " -f1-3 /proc/loadavg) (the run itself adds about 2)"
+	echo "- how late \`time.Sleep(500µs)\` fires on the idle machine (\`go run ./benchmarks/timers\`, 2,000 sleeps): before the run $TIMERS0; after $TIMERS1 (a sub-millisecond sleep wakes at the next millisecond, hence a p50 near 0.6 ms; on a quiet VM the p99 stays near it, and when the p99 is milliseconds the machine, not a server, sets every p99 below)"
 	echo "- CPU time stolen by the hypervisor over the whole run (steal in /proc/stat, of all CPU time): $(awk -v a="$STEAL0" -v b="$(stealticks)" -v x="$ALL0" -v y="$(allticks)" 'BEGIN{ printf "%.1f%%", (y > x) ? 100 * (b - a) / (y - x) : 0 }') (each run's share is in the progress log; on a quiet, dedicated machine it is 0)"
 	echo "- $(go version)"
 	if command -v wrk >/dev/null; then

@@ -473,7 +473,7 @@ func (c *Controller) AppendUpdate(dst []State, now time.Time) []State {
 // happens rather than the number of campaigns: fn gets the states in chunks of at most n (in dst's
 // backing array, valid until it returns; a chunk may be empty when every campaign it looked at was
 // quiet) and returns false to end the step there. A chunk also ends once computing it has taken
-// budget (checked every budgetEvery states; 0: no bound), since what a state costs varies with the
+// budget (checked every budgetEvery campaigns; 0: no bound), since what a state costs varies with the
 // campaign and the caches: 256 states took 60 µs in a benchmark and 660 µs in rtb serve under load.
 // No lock of the controller is held while fn runs, so a caller may pause between chunks: one step
 // of 100,000 campaigns must not hold a CPU for tens of milliseconds.
@@ -498,9 +498,11 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time
 			began = time.Now()
 		}
 		// A chunk ends after n states or 8n campaigns looked at, whichever comes first: skipping
-		// 100,000 quiet campaigns in one go held a CPU for 20 ms.
-		for end := min(i+8*n, len(order)); i < end && len(dst) < n; i++ {
-			if budget > 0 && len(dst) > 0 && len(dst)%budgetEvery == 0 && time.Since(began) >= budget {
+		// 100,000 quiet campaigns in one go held a CPU for 20 ms. The clock is read by campaigns
+		// looked at, not by states: 2,048 quiet ones (a cache miss each) held it for 0.5-0.7 ms at
+		// 100,000 campaigns while the chunk made no state.
+		for start, end := i, min(i+8*n, len(order)); i < end && len(dst) < n; i++ {
+			if budget > 0 && i > start && (i-start)%budgetEvery == 0 && time.Since(began) >= budget {
 				break
 			}
 			cp := order[i]
@@ -528,7 +530,7 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time
 	return dst
 }
 
-// budgetEvery is how many states UpdateChunks computes between looks at the clock: a look costs
+// budgetEvery is how many campaigns UpdateChunks looks at between reads of the clock: a read costs
 // about what a quiet campaign does, a state ten times more.
 const budgetEvery = 16
 

@@ -406,3 +406,39 @@ func TestUpdateChunksBudget(t *testing.T) {
 		}
 	}
 }
+
+// Quiet campaigns make no state, yet looking at them costs (a cache miss each at 100,000): a
+// chunk bounded by time ends after budgetEvery of them too, not only after budgetEvery states.
+func TestUpdateChunksBudgetQuiet(t *testing.T) {
+	const n = 4_000
+	bs := make([]pacing.Budget, n)
+	for i := range bs {
+		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%04d", i), Daily: 100_000_000, Active: true}
+	}
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	c := pacing.NewController(pacing.Config{})
+	c.SetBudgets(bs, now)
+	var buf []pacing.State
+	for range 6 { // no event for more than quietAfter steps: every campaign is quiet
+		now = now.Add(time.Second)
+		buf = c.UpdateChunks(buf, now, 256, 0, func([]pacing.State) bool { return true })
+	}
+	for _, tc := range []struct {
+		budget    time.Duration
+		minChunks int
+	}{
+		{0, 1},                    // 8 × 256 campaigns looked at a chunk: 2 chunks
+		{time.Nanosecond, n / 16}, // every 16 campaigns looked at
+	} {
+		now = now.Add(time.Second)
+		chunks, states := 0, 0
+		buf = c.UpdateChunks(buf, now, 256, tc.budget, func(chunk []pacing.State) bool {
+			chunks++
+			states += len(chunk)
+			return true
+		})
+		if states >= n/2 || chunks < tc.minChunks || (tc.budget == 0 && chunks > 2) {
+			t.Errorf("budget %v: %d states (of %d quiet campaigns) in %d chunks, want few states in at least %d chunks", tc.budget, states, n, chunks, tc.minChunks)
+		}
+	}
+}

@@ -316,13 +316,7 @@ func TestBudgetsFromCampaigns(t *testing.T) {
 // evenly, while one with traffic is stepped every interval, and a day's end steps everyone.
 func TestUpdateChunksQuietCampaigns(t *testing.T) {
 	const n = 10_000
-	bs := make([]pacing.Budget, n)
-	for i := range bs {
-		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%05d", i), Daily: 100_000_000, Active: true}
-	}
-	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	c := pacing.NewController(pacing.Config{})
-	c.SetBudgets(bs, now)
+	c, now := activeCampaigns(n)
 	var dst []pacing.State
 	calls := 0
 	step := func() (states int, busySeen bool) {
@@ -380,11 +374,6 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 // clock, so this holds on any machine.
 func TestUpdateChunksBudget(t *testing.T) {
 	const n = 1_000
-	bs := make([]pacing.Budget, n)
-	for i := range bs {
-		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%04d", i), Daily: 100_000_000, Active: true}
-	}
-	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		budget    time.Duration
 		wantChunk int // the largest chunk
@@ -393,8 +382,7 @@ func TestUpdateChunksBudget(t *testing.T) {
 		{time.Nanosecond, 16},
 		{time.Hour, 256},
 	} {
-		c := pacing.NewController(pacing.Config{})
-		c.SetBudgets(bs, now)
+		c, now := activeCampaigns(n)
 		states, largest := 0, 0
 		c.UpdateChunks(nil, now, 256, tc.budget, func(chunk []pacing.State) bool {
 			states += len(chunk)
@@ -411,13 +399,7 @@ func TestUpdateChunksBudget(t *testing.T) {
 // chunk bounded by time ends after budgetEvery of them too, not only after budgetEvery states.
 func TestUpdateChunksBudgetQuiet(t *testing.T) {
 	const n = 4_000
-	bs := make([]pacing.Budget, n)
-	for i := range bs {
-		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%04d", i), Daily: 100_000_000, Active: true}
-	}
-	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	c := pacing.NewController(pacing.Config{})
-	c.SetBudgets(bs, now)
+	c, now := activeCampaigns(n)
 	var buf []pacing.State
 	for range 6 { // no event for more than quietAfter steps: every campaign is quiet
 		now = now.Add(time.Second)
@@ -441,4 +423,17 @@ func TestUpdateChunksBudgetQuiet(t *testing.T) {
 			t.Errorf("budget %v: %d states (of %d quiet campaigns) in %d chunks, want few states in at least %d chunks", tc.budget, states, n, chunks, tc.minChunks)
 		}
 	}
+}
+
+// activeCampaigns returns a controller of n active campaigns c-00000… with equal daily budgets,
+// set at the returned time (the morning of 2026-11-23).
+func activeCampaigns(n int) (*pacing.Controller, time.Time) {
+	bs := make([]pacing.Budget, n)
+	for i := range bs {
+		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%05d", i), Daily: 100_000_000, Active: true}
+	}
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	c := pacing.NewController(pacing.Config{})
+	c.SetBudgets(bs, now)
+	return c, now
 }

@@ -256,7 +256,7 @@ func (b *Bidder) phase(e *engine, s *scratch, imp *openrtb.Imp, best *auction.Be
 				}
 			}
 		}
-		seg := e.ranks[r].segments[cr][s.inv]
+		seg := e.segment(r, cr, s.inv)
 		value := min(int64(float64(b.campaignValue(c, seg, pubCTR))*multiplier), int64(c.Bid.MaxBid))
 		var bid int64
 		var ok bool
@@ -498,7 +498,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 	mark = len(a)
 	a = b.cfg.Signer.Append(a, &notice.Claims{
 		RequestID: s.req.ID, ImpID: imp.ID, CampaignID: c.ID, CreativeID: cr.ID, Exchange: s.exchange,
-		Currency: cur, DealID: o.DealID, BidMicros: price, Time: now, Segment: rd.segments[o.Creative][s.inv], User: s.user,
+		Currency: cur, DealID: o.DealID, BidMicros: price, Time: now, Segment: e.segment(o.Rank, o.Creative, s.inv), User: s.user,
 	})
 	token := str(a, mark)
 
@@ -551,7 +551,7 @@ func (b *Bidder) appendBid(e *engine, s *scratch, imp *openrtb.Imp, o auction.Of
 		s.event = events.Event{
 			V: events.Version, Type: events.Bid, ID: id, TS: now, RequestID: s.req.ID, ImpID: imp.ID,
 			CampaignID: c.ID, CreativeID: cr.ID, DealID: o.DealID, Exchange: s.exchange,
-			BidMicros: o.Price, PriceMicros: o.Price, Segment: rd.segments[o.Creative][s.inv], User: userHex(&s.userHex, s.user),
+			BidMicros: o.Price, PriceMicros: o.Price, Segment: e.segment(o.Rank, o.Creative, s.inv), User: userHex(&s.userHex, s.user),
 		}
 		b.cfg.Events.Publish(&s.event)
 	}

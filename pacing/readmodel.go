@@ -52,10 +52,13 @@ type tracked struct {
 	series []point // slots strictly increasing, so at most SeriesPoints
 }
 
+// point holds no pointer (its time is Unix nanoseconds, shown in the zone of the campaign's latest
+// State): a day's series is 288 points a campaign, and with a time.Time each the collector had one
+// more pointer to follow per point, 28.8 million at 100,000 campaigns by the end of a day.
 type point struct {
-	slot          int
-	at            time.Time
+	at            int64
 	spent, target int64
+	slot          int
 }
 
 // NewReadModel returns an empty read model for 24-hour calendar days (see SetDayLength).
@@ -148,13 +151,18 @@ func (m *ReadModel) Apply(s State) {
 
 	t.dayEnd = m.dayEnd(s.Day)
 	slot := slotIn(s.UpdatedAt, s.Day, t.dayEnd)
-	p := point{slot: slot, at: s.UpdatedAt, spent: s.SpentToday, target: s.TargetToday}
+	p := point{slot: slot, at: s.UpdatedAt.UnixNano(), spent: s.SpentToday, target: s.TargetToday}
 	switch n := len(t.series); {
 	case n > 0 && t.series[n-1].slot == slot:
 		t.series[n-1] = p // the latest State of each slot
 	case n > 0 && t.series[n-1].slot > slot:
 		t.series = append(t.series[:0], p) // the day length changed under the series: start over
 	default:
+		if n == cap(t.series) {
+			// Grown as append would, but never past a day's points: append's doubling would leave
+			// a full day's series with room for 512, 7 KB a campaign never used.
+			t.series = slices.Grow(t.series, max(min(max(2*n, 8), SeriesPoints)-n, 1))
+		}
 		t.series = append(t.series, p)
 	}
 	t.state = s
@@ -325,8 +333,9 @@ func (m *ReadModel) view(id string, t *tracked, now time.Time, series bool) Camp
 	}
 	if series {
 		v.Series = make([]SeriesPoint, len(t.series))
+		loc := t.state.UpdatedAt.Location()
 		for i, p := range t.series {
-			v.Series[i] = SeriesPoint{At: p.at, SpentMicros: p.spent, TargetMicros: p.target}
+			v.Series[i] = SeriesPoint{At: time.Unix(0, p.at).In(loc), SpentMicros: p.spent, TargetMicros: p.target}
 		}
 	}
 	return v

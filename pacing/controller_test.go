@@ -3,6 +3,7 @@ package pacing_test
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -318,11 +319,8 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 	const n = 10_000
 	c, now := activeCampaigns(n)
 	var dst []pacing.State
-	calls := 0
 	step := func() (states int, busySeen bool) {
-		calls = 0
 		dst = c.UpdateChunks(dst, now, 256, 0, func(chunk []pacing.State) bool {
-			calls++
 			if len(chunk) > 256 {
 				t.Fatalf("a chunk of %d states", len(chunk))
 			}
@@ -341,6 +339,7 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		}
 	}
 	total, most := 0, 0
+	looked0 := pacing.LookedAt(c)
 	for s := range 100 {
 		c.Traffic("c-00042", 10, now.Add(-time.Second))
 		got, busy := step()
@@ -349,11 +348,11 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		}
 		total += got
 		most = max(most, got)
-		// Skipping quiet campaigns is chunked too (at most 8×256 looked at between calls), so
-		// that the caller can pause: one pass over every campaign held a CPU for 20 ms at 100,000.
-		if calls < n/(8*256) {
-			t.Fatalf("step %d: fn called %d times for %d campaigns", s, calls, n)
-		}
+	}
+	// The quiet campaigns are not even looked at outside their steps: looking at each of 100,000
+	// (a cache miss each) cost 20 ms of CPU a step with nothing happening.
+	if looked := pacing.LookedAt(c) - looked0; looked > 100*(n/20+10) {
+		t.Errorf("100 quiet steps looked at %d campaigns, want about %d (their phase's and the busy one)", looked, 100*(n/20+1))
 	}
 	// About n/20 quiet campaigns a step, plus the busy one; no step does much more than its share.
 	if want := 100 * (n/20 + 1); total < want*8/10 || total > want*12/10 {
@@ -395,32 +394,34 @@ func TestUpdateChunksBudget(t *testing.T) {
 	}
 }
 
-// Quiet campaigns make no state, yet looking at them costs (a cache miss each at 100,000): a
-// chunk bounded by time ends after budgetEvery of them too, not only after budgetEvery states.
-func TestUpdateChunksBudgetQuiet(t *testing.T) {
-	const n = 4_000
-	c, now := activeCampaigns(n)
-	var buf []pacing.State
-	for range 6 { // no event for more than quietAfter steps: every campaign is quiet
-		now = now.Add(time.Second)
-		buf = c.UpdateChunks(buf, now, 256, 0, func([]pacing.State) bool { return true })
-	}
-	for _, tc := range []struct {
-		budget    time.Duration
-		minChunks int
-	}{
-		{0, 1},                    // 8 × 256 campaigns looked at a chunk: 2 chunks
-		{time.Nanosecond, n / 16}, // every 16 campaigns looked at
-	} {
-		now = now.Add(time.Second)
-		chunks, states := 0, 0
-		buf = c.UpdateChunks(buf, now, 256, tc.budget, func(chunk []pacing.State) bool {
-			chunks++
-			states += len(chunk)
-			return true
-		})
-		if states >= n/2 || chunks < tc.minChunks || (tc.budget == 0 && chunks > 2) {
-			t.Errorf("budget %v: %d states (of %d quiet campaigns) in %d chunks, want few states in at least %d chunks", tc.budget, states, n, chunks, tc.minChunks)
+// A step's cost follows its events, not the number of campaigns: with 10 or 100 times as many
+// quiet campaigns, a step looks at their phase's share and the campaigns events spoke of, and the
+// states come in the order of Update. A campaign spoken of again is stepped at the next step.
+func TestUpdateChunksCostFollowsEvents(t *testing.T) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		c, now := activeCampaigns(n)
+		var buf []pacing.State
+		for range 6 { // no event for more than quietAfter steps: every campaign is quiet
+			now = now.Add(time.Second)
+			buf = c.UpdateChunks(buf, now, 256, 0, func([]pacing.State) bool { return true })
+		}
+		looked0 := pacing.LookedAt(c)
+		for s := range 40 {
+			now = now.Add(time.Second)
+			c.Spend("c-00007", 1000, now.Add(-time.Second))
+			var ids []string
+			buf = c.UpdateChunks(buf, now, 256, 0, func(chunk []pacing.State) bool {
+				for _, st := range chunk {
+					ids = append(ids, st.CampaignID)
+				}
+				return true
+			})
+			if !slices.Contains(ids, "c-00007") || !slices.IsSorted(ids) {
+				t.Fatalf("%d campaigns, step %d: states of %v, want the spending campaign's among them, in order", n, s, ids[:min(len(ids), 5)])
+			}
+		}
+		if looked, want := pacing.LookedAt(c)-looked0, int64(40*(n/20+1)); looked > want*12/10 {
+			t.Errorf("%d campaigns: 40 quiet steps looked at %d campaigns, want about %d", n, looked, want)
 		}
 	}
 }

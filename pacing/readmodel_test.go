@@ -284,3 +284,6 @@ func ExampleFormatMicros() {
 	fmt.Println(FormatMicros(1_234_500_000), FormatMicros(30_000), FormatMicros(1_234_567))
 	// Output: 1234.50 0.03 1.234567
 }
+
+// LookedAt is how many campaigns c's UpdateChunks has looked at so far: what its steps cost.
+func LookedAt(c *Controller) int64 { return c.looked.Load() }

@@ -98,9 +98,12 @@ type BrokerConfig struct {
 // Broker is the embedded Kafka-protocol broker (kfake): one node, on loopback, persisting under a
 // data dir. It is for one machine (`rtb serve`, development, tests); production names a real cluster.
 type Broker struct {
-	c     *kfake.Cluster
-	done  chan struct{}
-	close sync.Once
+	c       *kfake.Cluster
+	compact []string // the state topics, compacted
+	mu      sync.Mutex
+	clean   map[string]int64 // bytes of each state topic after its last compaction; mu
+	done    chan struct{}
+	close   sync.Once
 }
 
 // StartBroker starts the embedded broker and creates rtb's topics on it.
@@ -135,10 +138,16 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Addr, err)
 	}
-	b := &Broker{c: c, done: make(chan struct{})}
+	b := &Broker{c: c, clean: map[string]int64{}, done: make(chan struct{})}
+	specs := Topics(cfg.Partitions)
+	for _, s := range specs {
+		if s.Compact {
+			b.compact = append(b.compact, s.Name)
+		}
+	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := EnsureTopics(tctx, c.ListenAddrs(), Topics(cfg.Partitions)); err != nil {
+	if err := EnsureTopics(tctx, c.ListenAddrs(), specs); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -147,18 +156,54 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	return b, nil
 }
 
-// compactLoop compacts the state topics now and then, as a real cluster's log cleaner would.
+// compactLoop applies retention every minute and compacts the state topics when they are dirty
+// enough (compactIfDirty), as a real cluster's log cleaner would.
 func (b *Broker) compactLoop() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			b.c.Compact()
+			if !b.compactIfDirty() {
+				b.c.ApplyRetention()
+			}
 		case <-b.done:
 			return
 		}
 	}
+}
+
+// compactIfDirty compacts the state topics (and applies retention everywhere) once one of them has
+// had as many bytes written since its last compaction as that compaction kept: Kafka's default
+// min.cleanable.dirty.ratio, 0.5. The broker serves no request while it compacts, and compacting
+// rewrites every record kept: at 100,000 campaigns a compaction of rtb.pacing every minute took
+// 180 ms of the broker's loop for a few hundred changed states. It reports whether it compacted.
+func (b *Broker) compactIfDirty() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dirty := false
+	for _, t := range b.compact {
+		if size := b.topicBytes(t); size > 0 && size >= 2*b.clean[t] {
+			dirty = true
+		}
+	}
+	if !dirty {
+		return false
+	}
+	b.c.Compact()
+	for _, t := range b.compact {
+		b.clean[t] = b.topicBytes(t)
+	}
+	return true
+}
+
+// topicBytes is how many bytes the broker holds of topic.
+func (b *Broker) topicBytes(topic string) int64 {
+	var n int64
+	for _, p := range b.c.PartitionInfos(topic) {
+		n += p.NumBytes
+	}
+	return n
 }
 
 // Addrs are the broker's addresses, for clients.

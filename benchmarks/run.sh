@@ -333,14 +333,26 @@ totalalloc() {
 	timeout 10 curl -s "$ADMIN/debug/pprof/heap?debug=1" 2>/dev/null | awk '$2 == "TotalAlloc" { print $4; f = 1 } END { if (!f) print -1 }' || echo -1
 }
 
+# gcmetrics: from one /metrics scrape, the collector's accounts: "GC_CPU_SECONDS LIVE_BYTES
+# SCAN_BYTES OBJECTS" (go_cpu_classes_gc_total_cpu_seconds_total, go_gc_heap_live_bytes,
+# go_gc_scan_heap_bytes, go_gc_heap_objects_objects; "-" for one missing).
+gcmetrics() {
+	timeout 60 curl -s "$ADMIN/metrics" 2>/dev/null | awk '
+		$1 == "go_cpu_classes_gc_total_cpu_seconds_total" { v[1] = $2 } $1 == "go_gc_heap_live_bytes" { v[2] = $2 }
+		$1 == "go_gc_scan_heap_bytes" { v[3] = $2 } $1 == "go_gc_heap_objects_objects" { v[4] = $2 }
+		END { for (i = 1; i <= 4; i++) printf "%s%s", (i > 1 ? " " : ""), (i in v ? v[i] : "-"); print "" }' || echo "- - - -"
+}
+
 # idle NAME: with the server up and no traffic, waits IDLE_SETTLE, then measures over IDLE_DURATION
 # its CPU (cores, /proc/PID/stat: what process_cpu_seconds_total reads, without a scrape in the
 # window), allocation rate (bytes/s, totalalloc) and, at the end, VmRSS; then the cost of one /metrics
-# scrape (CPU s, bytes allocated). Sets IDLE_CPU, IDLE_ALLOC (MB/s), IDLE_RSS (MB), SCRAPE.
-declare -A IDLE_CPU IDLE_ALLOC IDLE_RSS SCRAPE READY NOTE RAN
+# scrape (CPU s, bytes allocated); then one garbage collection forced (/debug/pprof/heap?gc=1): what
+# the collector must mark at every cycle (live heap, its pointer-holding part, objects) and the CPU
+# that cycle took by the runtime's account. Sets IDLE_CPU, IDLE_ALLOC (MB/s), IDLE_RSS (MB), SCRAPE, GCOST.
+declare -A IDLE_CPU IDLE_ALLOC IDLE_RSS SCRAPE GCOST READY NOTE RAN
 idle() {
-	local name=$1 a0 a1 c0 c1 t0 t1 rss
-	IDLE_CPU[$name]=- IDLE_ALLOC[$name]=- IDLE_RSS[$name]=- SCRAPE[$name]=-
+	local name=$1 a0 a1 c0 c1 t0 t1 rss g0 g1 live scan objs
+	IDLE_CPU[$name]=- IDLE_ALLOC[$name]=- IDLE_RSS[$name]=- SCRAPE[$name]=- GCOST[$name]="- | - | - | -"
 	if [[ -z $ADMIN || $IDLE_DURATION =~ ^0+(\.0+)?[sm]?$ ]]; then return; fi
 	log "$name: idle: settling $IDLE_SETTLE, then $IDLE_DURATION with no traffic"
 	sleep "$IDLE_SETTLE"
@@ -361,6 +373,13 @@ idle() {
 	c1=$(cputicks) a1=$(totalalloc)
 	SCRAPE[$name]=$(awk -v a="$a0" -v b="$a1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" 'BEGIN{ if (a < 0 || b < 0) m = "-"; else m = sprintf("%.1f", (b - a) / 1e6); printf "%.2f s / %s MB", (c1 - c0) / hz, m }')
 	log "$name: idle ${IDLE_CPU[$name]} cores, ${IDLE_ALLOC[$name]} MB/s allocated, RSS ${IDLE_RSS[$name]} MB; one /metrics scrape: ${SCRAPE[$name]}"
+	read -r g0 _ <<<"$(gcmetrics)"
+	timeout 60 curl -s -o /dev/null "$ADMIN/debug/pprof/heap?gc=1" || true
+	read -r g1 live scan objs <<<"$(gcmetrics)"
+	GCOST[$name]=$(awk -v g0="$g0" -v g1="$g1" -v l="$live" -v s="$scan" -v o="$objs" 'BEGIN{
+		if (l == "-" || s == "-" || o == "-") { printf "- | - | - | "; } else printf "%.0f | %.0f | %.2f | ", l / 1e6, s / 1e6, o / 1e6
+		if (g0 == "-" || g1 == "-") print "-"; else printf "%.0f\n", (g1 - g0) * 1000 }')
+	log "$name: one forced collection: live heap / scannable (MB) / objects (millions) / GC CPU (ms): ${GCOST[$name]}"
 }
 
 # stall NAME [pinned]: one run at half the knee (STALL_RATE when there is no knee) of STALL_SECONDS + 3 s,
@@ -761,16 +780,21 @@ TOTAL=$((SECONDS - T0))
 	echo "After the server is ready, $IDLE_SETTLE to settle, then $IDLE_DURATION with no request: CPU from \`/proc/PID/stat\`"
 	echo "(what \`process_cpu_seconds_total\` reads), allocation from the runtime's TotalAlloc (what"
 	echo "\`go_memstats_alloc_bytes_total\` is) in the heap profile's trailer, read outside the window; RSS (VmRSS)"
-	echo "at its end. Not from \`/metrics\`, whose per-campaign series make one scrape cost what the last column says"
+	echo "at its end. Not from \`/metrics\`, whose per-campaign series make one scrape cost what the scrape column says"
 	echo "(measured right after the window): at Prometheus' usual 15 s interval that is the idle cost of being scraped."
+	echo "Then one garbage collection forced (\`/debug/pprof/heap?gc=1\`) and the collector's accounts from \`/metrics\`: the live"
+	echo "heap, its pointer-holding part (\`go_gc_scan_heap_bytes\`: what every cycle's mark must read), the heap objects, and"
+	echo "the CPU that cycle took (\`go_cpu_classes_gc_total_cpu_seconds_total\`, the runtime's estimate). On 2 cores the"
+	echo "collector's mark workers take a P each for up to 10 ms at a time while a cycle runs: the longer the mark, the"
+	echo "more requests wait behind it, so this is the size of the disturbance a cycle brings, however rarely it comes."
 	echo "The rows of N campaigns run as in the table above (\`rtb serve${RTB_MANY_FLAGS:+ $RTB_MANY_FLAGS}\`); those not in CAMPAIGNS are started for this alone."
 	echo
-	echo "| rtb | ready (s) | idle CPU (cores) | allocation (MB/s) | RSS (MB) | one /metrics scrape: CPU / allocated |"
-	echo "|---|---:|---:|---:|---:|---:|"
+	echo "| rtb | ready (s) | idle CPU (cores) | allocation (MB/s) | RSS (MB) | one /metrics scrape: CPU / allocated | live heap (MB) | of it scannable (MB) | heap objects (millions) | one collection's CPU (ms) |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for n in "${IDLE_ROWS[@]}"; do
-		if [[ -n ${NOTE[$n]:-} ]]; then echo "| $(label "$n") | - | not run: ${NOTE[$n]} | - | - | - |"; continue; fi
+		if [[ -n ${NOTE[$n]:-} ]]; then echo "| $(label "$n") | - | not run: ${NOTE[$n]} | - | - | - | - | - | - | - |"; continue; fi
 		has "$n" || continue
-		echo "| $(label "$n") | ${READY[$n]} | ${IDLE_CPU[$n]:--} | ${IDLE_ALLOC[$n]:--} | ${IDLE_RSS[$n]:--} | ${SCRAPE[$n]:--} |"
+		echo "| $(label "$n") | ${READY[$n]} | ${IDLE_CPU[$n]:--} | ${IDLE_ALLOC[$n]:--} | ${IDLE_RSS[$n]:--} | ${SCRAPE[$n]:--} | ${GCOST[$n]:-- | - | - | -} |"
 	done
 	echo
 	for k in IDLE_CPU IDLE_ALLOC; do

@@ -209,6 +209,12 @@ func TestServe(t *testing.T) {
 		!strings.Contains(metrics, `rtb_pacing_throttle{campaign="only-c"}`) || !strings.Contains(metrics, "\nrtb_pacing_overspend_micros_total ") {
 		t.Errorf("metrics: %d\n%s", status, metrics)
 	}
+	// The collector's own accounts, which say what one cycle must mark at 100,000 campaigns.
+	for _, name := range []string{"go_gc_scan_heap_bytes", "go_gc_heap_live_bytes", "go_gc_heap_objects_objects", "go_cpu_classes_gc_total_cpu_seconds_total"} {
+		if !strings.Contains(metrics, "\n"+name+" ") {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
 	if promtool, err := exec.LookPath("promtool"); err != nil {
 		t.Error("promtool not found: install Debian's prometheus package (.ci/run does)")
 	} else {

@@ -313,8 +313,9 @@ func TestBudgetsFromCampaigns(t *testing.T) {
 }
 
 // TestUpdateChunksQuietCampaigns: a step costs what happens, not the number of campaigns: once
-// quiet (no event for a few steps), 10,000 campaigns are stepped every 20th interval only, spread
-// evenly, while one with traffic is stepped every interval, and a day's end steps everyone.
+// quiet (no event for a few steps), 10,000 campaigns are stepped once a slot of the pacing series
+// only (every 300th interval of a 24-hour day), spread evenly, while one with traffic is stepped
+// every interval, and a day's end steps everyone.
 func TestUpdateChunksQuietCampaigns(t *testing.T) {
 	const n = 10_000
 	c, now := activeCampaigns(n)
@@ -333,7 +334,7 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		now = now.Add(time.Second)
 		return states, busySeen
 	}
-	for range 5 { // every campaign is new: stepped until quiet
+	for range pacing.QuietAfter { // every campaign is new: stepped until quiet
 		if got, _ := step(); got != n {
 			t.Fatalf("a step of new campaigns gave %d states, want %d", got, n)
 		}
@@ -349,17 +350,21 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		total += got
 		most = max(most, got)
 	}
+	every := pacing.QuietEvery(c)
+	if every != 300 {
+		t.Fatalf("a quiet campaign is stepped every %d steps, want 300 (5 minutes of a 24-hour day)", every)
+	}
 	// The quiet campaigns are not even looked at outside their steps: looking at each of 100,000
 	// (a cache miss each) cost 20 ms of CPU a step with nothing happening.
-	if looked := pacing.LookedAt(c) - looked0; looked > 100*(n/20+10) {
-		t.Errorf("100 quiet steps looked at %d campaigns, want about %d (their phase's and the busy one)", looked, 100*(n/20+1))
+	if looked := int(pacing.LookedAt(c) - looked0); looked > 100*(n/every+10) {
+		t.Errorf("100 quiet steps looked at %d campaigns, want about %d (their phase's and the busy one)", looked, 100*(n/every+1))
 	}
-	// About n/20 quiet campaigns a step, plus the busy one; no step does much more than its share.
-	if want := 100 * (n/20 + 1); total < want*8/10 || total > want*12/10 {
+	// About n/300 quiet campaigns a step, plus the busy one; no step does much more than its share.
+	if want := 100 * (n/every + 1); total < want*7/10 || total > want*13/10 {
 		t.Errorf("100 quiet steps gave %d states, want about %d", total, want)
 	}
-	if most > 2*(n/20) {
-		t.Errorf("a quiet step gave %d states: not spread (want about %d)", most, n/20)
+	if most > 3*(n/every) {
+		t.Errorf("a quiet step gave %d states: not spread (want about %d)", most, n/every)
 	}
 	// Midnight: every campaign's day ends, and each is stepped at once to start the next.
 	now = time.Date(2026, 11, 24, 0, 0, 0, 1, time.UTC)
@@ -395,13 +400,13 @@ func TestUpdateChunksBudget(t *testing.T) {
 }
 
 // A step's cost follows its events, not the number of campaigns: with 10 or 100 times as many
-// quiet campaigns, a step looks at their phase's share and the campaigns events spoke of, and the
+// quiet campaigns, a step looks at their phase's share (a 300th) and the campaigns events spoke of, and the
 // states come in the order of Update. A campaign spoken of again is stepped at the next step.
 func TestUpdateChunksCostFollowsEvents(t *testing.T) {
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		c, now := activeCampaigns(n)
 		var buf []pacing.State
-		for range 6 { // no event for more than quietAfter steps: every campaign is quiet
+		for range pacing.QuietAfter + 1 { // no event for more than quietAfter steps: every campaign is quiet
 			now = now.Add(time.Second)
 			buf = c.UpdateChunks(buf, now, 256, 0, func([]pacing.State) bool { return true })
 		}
@@ -420,7 +425,7 @@ func TestUpdateChunksCostFollowsEvents(t *testing.T) {
 				t.Fatalf("%d campaigns, step %d: states of %v, want the spending campaign's among them, in order", n, s, ids[:min(len(ids), 5)])
 			}
 		}
-		if looked, want := pacing.LookedAt(c)-looked0, int64(40*(n/20+1)); looked > want*12/10 {
+		if looked, want := pacing.LookedAt(c)-looked0, int64(40*(n/pacing.QuietEvery(c)+1)); looked > want*13/10+40 {
 			t.Errorf("%d campaigns: 40 quiet steps looked at %d campaigns, want about %d", n, looked, want)
 		}
 	}

@@ -287,3 +287,9 @@ func ExampleFormatMicros() {
 
 // LookedAt is how many campaigns c's UpdateChunks has looked at so far: what its steps cost.
 func LookedAt(c *Controller) int64 { return c.looked.Load() }
+
+// QuietEvery is how many steps apart c's UpdateChunks steps a quiet campaign.
+func QuietEvery(c *Controller) int { return int(c.quietEvery) }
+
+// QuietAfter is how many steps without an event make a campaign quiet.
+const QuietAfter = quietAfter

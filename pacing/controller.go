@@ -200,10 +200,11 @@ type campaign struct {
 	// Traffic or SetBudgets spoke of the campaign since it was queued for a step, phase spreads the
 	// quiet ones' steps over the controller's quietEvery intervals, idx is its place in order.
 	touched atomic.Bool
+	evented atomic.Bool // an event, not only a budget change, since it was queued
 	phase   int
 	idx     atomic.Int32
-	// UpdateChunks' alone (one caller at a time): the step that last found it touched, and the
-	// last step that took it as a candidate (+1, so that 0 is none).
+	// UpdateChunks' alone (one caller at a time): the step that last found it touched by an event,
+	// and the last step that took it as a candidate (+1, so that 0 is none).
 	lastEvent, seen int64
 	// stepped and dayEndAt mirror lastNow != 0 and dayEnd as of the last step, for reading
 	// without the lock.
@@ -257,11 +258,12 @@ const noBucket = math.MinInt64
 
 func (c *Controller) newCampaign(b Budget, now int64) *campaign {
 	cp := &campaign{
-		id:       b.CampaignID,
-		ring:     make([]bucket, c.ringMask+1),
-		replan:   true,
-		mult:     1,
-		consumed: noBucket,
+		id:        b.CampaignID,
+		lastEvent: -quietAfter, // none: not active until an event
+		ring:      make([]bucket, c.ringMask+1),
+		replan:    true,
+		mult:      1,
+		consumed:  noBucket,
 	}
 	for i := range cp.ring {
 		cp.ring[i].idx = noBucket
@@ -307,7 +309,11 @@ func (c *Controller) SetBudgets(bs []Budget, now time.Time) {
 			c.byID[b.CampaignID] = cp
 		}
 		cp.mu.Lock()
-		c.touch(cp)
+		// Only a campaign new, back or changed needs a step: a reload of 100,000 campaigns with
+		// a few edited must not step them all.
+		if !cp.live || cp.budget != b {
+			c.touch(cp, false)
+		}
 		if !cp.live {
 			cp.live = true
 			if t >= cp.dayEnd {
@@ -358,8 +364,12 @@ func (c *Controller) SetBudgets(bs []Budget, now time.Time) {
 	c.order, c.phases = order, phases
 }
 
-// touch queues cp for the next step, once until that step takes it.
-func (c *Controller) touch(cp *campaign) {
+// touch queues cp for the next step, once until that step takes it. An event (Spend, Traffic)
+// also keeps it stepped every interval for quietAfter steps; a budget change needs one step.
+func (c *Controller) touch(cp *campaign, event bool) {
+	if event {
+		cp.evented.Store(true)
+	}
 	if !cp.touched.Swap(true) {
 		c.touchMu.Lock()
 		c.touched = append(c.touched, cp)
@@ -401,7 +411,7 @@ func (c *Controller) Spend(campaignID string, micros int64, at time.Time) {
 	}
 	t := at.UnixNano()
 	cp.mu.Lock()
-	c.touch(cp)
+	c.touch(cp, true)
 	cp.spentTotal += micros
 	switch {
 	case t >= cp.dayEnd:
@@ -439,7 +449,7 @@ func (c *Controller) Traffic(campaignID string, n int, at time.Time) {
 	}
 	t := at.UnixNano()
 	cp.mu.Lock()
-	c.touch(cp)
+	c.touch(cp, true)
 	if !cp.hasTraffic {
 		// Spend per admitted opportunity replaces spend per interval: the old estimates mean
 		// something else.
@@ -549,7 +559,9 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time
 	for _, cp := range queued {
 		// Cleared before the step reads its events: an event from now on queues it again.
 		cp.touched.Store(false)
-		cp.lastEvent = step
+		if cp.evented.Swap(false) {
+			cp.lastEvent = step
+		}
 		take(cp)
 	}
 	clear(queued) // no campaign kept alive by the spare buffer

@@ -334,10 +334,9 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		now = now.Add(time.Second)
 		return states, busySeen
 	}
-	for range pacing.QuietAfter { // every campaign is new: stepped until quiet
-		if got, _ := step(); got != n {
-			t.Fatalf("a step of new campaigns gave %d states, want %d", got, n)
-		}
+	// New campaigns are stepped at once; without an event, they are quiet from then on.
+	if got, _ := step(); got != n {
+		t.Fatalf("the step after SetBudgets gave %d states, want all %d", got, n)
 	}
 	total, most := 0, 0
 	looked0 := pacing.LookedAt(c)
@@ -428,6 +427,35 @@ func TestUpdateChunksCostFollowsEvents(t *testing.T) {
 		if looked, want := pacing.LookedAt(c)-looked0, int64(40*(n/pacing.QuietEvery(c)+1)); looked > want*13/10+40 {
 			t.Errorf("%d campaigns: 40 quiet steps looked at %d campaigns, want about %d", n, looked, want)
 		}
+	}
+}
+
+// A campaign file reloaded with one budget changed steps that campaign at the next step, not all
+// of them: at 100,000 campaigns each full step is a second of CPU.
+func TestUpdateChunksReloadStepsTheChanged(t *testing.T) {
+	const n = 3_000
+	c, now := activeCampaigns(n)
+	var buf []pacing.State
+	step := func() (ids []string) {
+		now = now.Add(time.Second)
+		buf = c.UpdateChunks(buf, now, 256, 0, func(chunk []pacing.State) bool {
+			for _, st := range chunk {
+				ids = append(ids, st.CampaignID)
+			}
+			return true
+		})
+		return ids
+	}
+	step()
+	bs := make([]pacing.Budget, n)
+	for i := range bs {
+		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%05d", i), Daily: 100_000_000, Active: true}
+	}
+	bs[1234].Daily = 50_000_000
+	c.SetBudgets(bs, now)
+	ids := step()
+	if !slices.Contains(ids, "c-01234") || len(ids) > 2*n/pacing.QuietEvery(c)+1 {
+		t.Errorf("the step after a reload changing c-01234 stepped %d campaigns (c-01234 among them: %v), want it and about %d quiet ones", len(ids), slices.Contains(ids, "c-01234"), n/pacing.QuietEvery(c))
 	}
 }
 

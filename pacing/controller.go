@@ -364,8 +364,9 @@ func (c *Controller) SetBudgets(bs []Budget, now time.Time) {
 	c.order, c.phases = order, phases
 }
 
-// touch queues cp for the next step, once until that step takes it. An event (Spend, Traffic)
-// also keeps it stepped every interval for quietAfter steps; a budget change needs one step.
+// touch queues cp for the next step, once until that step takes it, and keeps it stepped every
+// interval for quietAfter steps after an event (Spend, Traffic), for budgetSteps after a budget
+// change.
 func (c *Controller) touch(cp *campaign, event bool) {
 	if event {
 		cp.evented.Store(true)
@@ -561,6 +562,8 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time
 		cp.touched.Store(false)
 		if cp.evented.Swap(false) {
 			cp.lastEvent = step
+		} else {
+			cp.lastEvent = max(cp.lastEvent, step-(quietAfter-budgetSteps))
 		}
 		take(cp)
 	}
@@ -655,6 +658,11 @@ const budgetEvery = 16
 // state whose spend moved (Service: every spendRefreshes intervals at most) before it goes quiet,
 // or the bidders' dashboards would show that spend only at the campaign's next quiet step.
 const quietAfter = spendRefreshes + 2
+
+// budgetSteps is how many steps a new or changed budget keeps its campaign stepped every interval
+// without an event: enough for a new campaign's admission to climb from InitialThrottle to full
+// (0.05, 0.15, 0.35, 0.75, 1 by its eighth step when nothing is spent).
+const budgetSteps = 8
 
 // bucketFor returns the bucket of event time t, opening it if it is newer than the one in its ring
 // slot, or nil if t is too old (already overwritten) or too far ahead for the ring.

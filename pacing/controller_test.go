@@ -334,9 +334,12 @@ func TestUpdateChunksQuietCampaigns(t *testing.T) {
 		now = now.Add(time.Second)
 		return states, busySeen
 	}
-	// New campaigns are stepped at once; without an event, they are quiet from then on.
-	if got, _ := step(); got != n {
-		t.Fatalf("the step after SetBudgets gave %d states, want all %d", got, n)
+	// New campaigns are stepped for a few steps (their admission climbs to full); without an
+	// event, they are quiet from then on.
+	for s := range pacing.BudgetSteps {
+		if got, _ := step(); got != n {
+			t.Fatalf("step %d after SetBudgets gave %d states, want all %d", s, got, n)
+		}
 	}
 	total, most := 0, 0
 	looked0 := pacing.LookedAt(c)
@@ -446,7 +449,9 @@ func TestUpdateChunksReloadStepsTheChanged(t *testing.T) {
 		})
 		return ids
 	}
-	step()
+	for range pacing.BudgetSteps {
+		step()
+	}
 	bs := make([]pacing.Budget, n)
 	for i := range bs {
 		bs[i] = pacing.Budget{CampaignID: fmt.Sprintf("c-%05d", i), Daily: 100_000_000, Active: true}

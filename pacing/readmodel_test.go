@@ -293,3 +293,6 @@ func QuietEvery(c *Controller) int { return int(c.quietEvery) }
 
 // QuietAfter is how many steps without an event make a campaign quiet.
 const QuietAfter = quietAfter
+
+// BudgetSteps is how many steps a new or changed budget keeps its campaign stepped.
+const BudgetSteps = budgetSteps

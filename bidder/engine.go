@@ -120,8 +120,17 @@ func newEngine(set *campaign.Set, seat string, pacing *pacingTable, now time.Tim
 	segIDs := map[string]uint32{}
 	// Every template's pieces in one array (two passes: the array must not move once templates
 	// point into it), one heap object instead of one per creative.
-	var slab []piece
-	var ends []int // where each creative's pieces end in slab, in index order
+	// Sized up front (a piece per macro and one around each): grown by append, the array was
+	// copied a dozen times while 100,000 campaigns loaded.
+	pieces, creatives := 0, 0
+	for r := range ix.Entries {
+		for i := range ix.Entries[r].Creatives {
+			pieces += 2*strings.Count(creativeMarkup(&ix.Entries[r].Creatives[i]), "{{") + 1
+			creatives++
+		}
+	}
+	slab := make([]piece, 0, pieces)
+	ends := make([]int, 0, creatives) // where each creative's pieces end in slab, in index order
 	for r := range ix.Entries {
 		for i := range ix.Entries[r].Creatives {
 			slab = compileTemplate(slab, creativeMarkup(&ix.Entries[r].Creatives[i]))

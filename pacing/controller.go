@@ -527,10 +527,10 @@ func (c *Controller) AppendUpdate(dst []State, now time.Time) []State {
 // may pause between chunks: one step of 100,000 campaigns must not hold a CPU for tens of
 // milliseconds. Within a step, states come in the order of Update.
 //
-// A campaign no event has spoken of (Spend, Traffic, SetBudgets) for quietAfter steps is quiet:
-// it is stepped once a slot of the pacing series (quietEvery steps: every 5 minutes of a 24-hour
-// day at 1 s steps, spread over the steps by its id), when its day
-// ends, and at once when an event speaks of it again. Such a campaign has no auctions, so what its
+// A campaign no event (Spend, Traffic) has spoken of for quietAfter steps, and no budget change
+// (SetBudgets) for budgetSteps, is quiet: it is stepped once a slot of the pacing series
+// (quietEvery steps: every 5 minutes of a 24-hour day at 1 s steps, spread over the steps by its
+// id), when its day ends, and at once when an event speaks of it again. Such a campaign has no auctions, so what its
 // throttle says matters to no one until traffic comes back, and then it is stepped again from the
 // next interval on; meanwhile its last state stands (its pacer's heartbeats keep it valid). Its
 // estimates lose nothing: a step folds every interval since the last one. A step does not look at
@@ -649,8 +649,8 @@ func (h *dayEnds) Pop() any {
 	return e
 }
 
-// budgetEvery is how many campaigns UpdateChunks looks at between reads of the clock: a read costs
-// about what a quiet campaign does, a state ten times more.
+// budgetEvery is how many campaigns UpdateChunks steps between reads of the clock: a read costs
+// about a tenth of a state.
 const budgetEvery = 16
 
 // quietAfter is how many steps without an event make a campaign quiet: enough for its last

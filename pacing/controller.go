@@ -530,14 +530,14 @@ func (c *Controller) AppendUpdate(dst []State, now time.Time) []State {
 // A campaign no event (Spend, Traffic) has spoken of for quietAfter steps, and no budget change
 // (SetBudgets) for budgetSteps, is quiet: it is stepped once a slot of the pacing series
 // (quietEvery steps: every 5 minutes of a 24-hour day at 1 s steps, spread over the steps by its
-// id), when its day ends, and at once when an event speaks of it again. Such a campaign has no auctions, so what its
-// throttle says matters to no one until traffic comes back, and then it is stepped again from the
-// next interval on; meanwhile its last state stands (its pacer's heartbeats keep it valid). Its
-// estimates lose nothing: a step folds every interval since the last one. A step does not look at
-// the other campaigns at all: events queue theirs, the campaigns still active are listed, the
-// quiet ones are grouped by phase and the stepped ones kept by the end of their day. Looking at
-// each of 100,000 campaigns (a cache miss each) cost a pacer 20 ms of CPU a second with nothing
-// happening.
+// id), when its day ends, and at once when an event speaks of it again. Such a campaign has no
+// auctions, so what its throttle says matters to no one until traffic comes back, and then it is
+// stepped again from the next interval on; meanwhile its last state stands (its pacer's heartbeats
+// keep it valid). Its estimates lose nothing: a step folds every interval since the last one. A
+// step does not look at the other campaigns at all: events queue theirs, the campaigns still active
+// are listed, the quiet ones are grouped by phase and the stepped ones kept by the end of their
+// day. Looking at each of 100,000 campaigns (a cache miss each) cost a pacer 20 ms of CPU a second
+// with nothing happening.
 func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time.Duration, fn func([]State) bool) []State {
 	t := now.UnixNano()
 	step := c.steps

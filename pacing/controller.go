@@ -536,8 +536,9 @@ func (c *Controller) AppendUpdate(dst []State, now time.Time) []State {
 // keep it valid). Its estimates lose nothing: a step folds every interval since the last one. A
 // step does not look at the other campaigns at all: events queue theirs, the campaigns still active
 // are listed, the quiet ones are grouped by phase and the stepped ones kept by the end of their
-// day. Looking at each of 100,000 campaigns (a cache miss each) cost a pacer 20 ms of CPU a second
-// with nothing happening.
+// day. Looking at each of 100,000 campaigns every step (a cache miss each) and stepping a quiet one
+// every 20th cost a pacer 11 ms of CPU a second with nothing happening, 20 ms under load (CPU
+// profiles of rtb serve).
 func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time.Duration, fn func([]State) bool) []State {
 	t := now.UnixNano()
 	step := c.steps

@@ -204,12 +204,9 @@ type campaign struct {
 	phase   int
 	idx     atomic.Int32
 	// UpdateChunks' alone (one caller at a time): the step that last found it touched by an event,
-	// and the last step that took it as a candidate (+1, so that 0 is none).
-	lastEvent, seen int64
-	// stepped and dayEndAt mirror lastNow != 0 and dayEnd as of the last step, for reading
-	// without the lock.
-	stepped  atomic.Bool
-	dayEndAt atomic.Int64
+	// the last step that took it as a candidate (+1, so that 0 is none), and dayEnd as of its last
+	// step (what its entry in the heap of day ends holds while current).
+	lastEvent, seen, dayEndAt int64
 
 	// The current day [dayStart, dayEnd) and the next [dayEnd, nextEnd), unix nanoseconds.
 	dayStart, dayEnd, nextEnd int64
@@ -578,7 +575,7 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time
 	}
 	for len(c.ends) > 0 && c.ends[0].at <= t {
 		e := heap.Pop(&c.ends).(dayEnd)
-		if e.at == e.cp.dayEndAt.Load() {
+		if e.at == e.cp.dayEndAt {
 			take(e.cp)
 		}
 	}
@@ -607,8 +604,8 @@ func (c *Controller) UpdateChunks(dst []State, now time.Time, n int, budget time
 				continue
 			}
 			st := c.step(cp, t, now)
-			cp.stepped.Store(true)
-			if cp.dayEndAt.Swap(cp.dayEnd) != cp.dayEnd {
+			if cp.dayEndAt != cp.dayEnd {
+				cp.dayEndAt = cp.dayEnd
 				heap.Push(&c.ends, dayEnd{cp.dayEnd, cp})
 			}
 			cp.mu.Unlock()
